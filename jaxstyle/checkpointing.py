@@ -1,0 +1,83 @@
+"""Orbax checkpoints of the train state, plus what inference needs to rebuild it.
+
+A workdir holds `config.json` (the full run config), `checkpoints/<step>/`
+(train state + JSON metadata: step, loss-network source), and TensorBoard logs.
+"""
+
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def create_manager(workdir: str, *, save_every: int = 1, keep: int = 3,
+                   read_only: bool = False) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      save_interval_steps=save_every, max_to_keep=keep, read_only=read_only,
+      create=not read_only, cleanup_tmp_directories=not read_only)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any,
+         metadata: dict[str, Any], force: bool = False) -> bool:
+  """Saves asynchronously (training goes on while the write happens)."""
+  return manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(metadata)),
+      force=force)
+
+
+def restore(manager: ocp.CheckpointManager, abstract_state: Any,
+            step: int | None = None) -> tuple[Any, dict[str, Any]]:
+  """Restores `step` (default latest) with the shardings of `abstract_state`."""
+  step = manager.latest_step() if step is None else step
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+  return restored.state, restored.meta
+
+
+def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes config.json (write, then rename) so inference can rebuild the model."""
+  path = os.path.join(workdir, "config.json")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  os.replace(tmp, path)
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"{path} not found: {workdir!r} is not a jaxstyle training workdir "
+        "(train one with `python -m jaxstyle.train --config ... --workdir ...`).")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def load_params(workdir: str, abstract_params: Any,
+                step: int | None = None) -> tuple[Any, dict[str, Any]]:
+  """Restores only the model parameters of a workdir's checkpoint, on CPU/default device."""
+  manager = create_manager(workdir, read_only=True)
+  if manager.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}: "
+                            "training has not saved one yet.")
+  step = manager.latest_step() if step is None else step
+  # Restore the whole state with its stored structure, then keep params.
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+  params = restored.state["params"]
+  jax.tree.map(_check_shape, abstract_params, params)
+  return params, restored.meta
+
+
+def _check_shape(expected, got):
+  if tuple(expected.shape) != tuple(got.shape):
+    raise ValueError(f"checkpoint parameter shape {got.shape} does not match the "
+                     f"model in config.json ({expected.shape})")

@@ -1,0 +1,29 @@
+"""Model registry: `config.model.name` picks the class, the rest are its fields."""
+
+import dataclasses
+
+import flax.linen as nn
+import ml_collections
+
+from jaxstyle.models.unet import UNet
+
+MODELS: dict[str, type[nn.Module]] = {
+    "unet": UNet,
+}
+
+
+def create_model(model_config: ml_collections.ConfigDict) -> nn.Module:
+  """Builds the network named by `model_config.name` from the other fields."""
+  kwargs = dict(model_config)
+  name = kwargs.pop("name")
+  if name not in MODELS:
+    raise ValueError(f"config.model.name={name!r} is not one of {sorted(MODELS)}")
+  cls = MODELS[name]
+  known = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  unknown = sorted(set(kwargs) - known)
+  if unknown:
+    raise ValueError(f"config.model has unknown keys {unknown} for model {name!r}; "
+                     f"known: {sorted(known)}")
+  if "features" in kwargs:
+    kwargs["features"] = tuple(kwargs["features"])
+  return cls(**kwargs)

@@ -1,0 +1,80 @@
+"""U-Net style-transfer network built from depthwise-separable convolutions.
+
+Layout for features=(16, 32, 64, 128) at 256×256:
+
+  stem   3×3 conv 3→16                        256²   ─────────────────┐ skip
+  down1  sep s2 16→32, sep 32→32              128²   ─────────────┐   │
+  down2  sep s2 32→64, sep 64→64               64²   ─────────┐   │   │
+  down3  sep s2 64→128, sep 128→128            32²            │   │   │
+  body   num_res_blocks × (sep, sep) + identity at 32²        │   │   │
+  up3    nearest ×2, sep 128→64, concat ← ────────────────────┘   │   │
+         sep 128→64                            64²                │   │
+  up2    …→32, concat, sep                    128²   ←────────────┘   │
+  up1    …→16, concat, sep                    256²   ←────────────────┘
+  head   3×3 conv 16→3, sigmoid → RGB in [0, 1]
+
+Only the stem and head (3-channel ends, where depthwise convolution saves
+nothing) are standard convolutions.
+"""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxstyle.models import layers
+
+
+class ResidualBlock(nn.Module):
+  features: int
+  separable: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = layers.ConvNormAct(self.features, self.separable, name="conv1")(x)
+    y = layers.ConvNormAct(self.features, self.separable, activation=None,
+                           name="conv2")(y)
+    return x + y
+
+
+class UNet(nn.Module):
+  """Encoder/decoder with skip connections; input and output RGB in [0, 1].
+
+  Attributes:
+    features: channel width at full resolution and after each downsampling.
+    num_res_blocks: residual blocks at the lowest resolution.
+    separable: depthwise-separable (True) or standard 3×3 convolutions inside.
+    skips: concatenate encoder features into the decoder (the U in U-Net).
+  """
+  features: Sequence[int] = (16, 32, 64, 128)
+  num_res_blocks: int = 3
+  separable: bool = True
+  skips: bool = True
+
+  @property
+  def size_multiple(self) -> int:
+    """Input H and W must be multiples of this (one halving per level)."""
+    return 2 ** (len(self.features) - 1)
+
+  @nn.compact
+  def __call__(self, images: jax.Array) -> jax.Array:
+    sep = self.separable
+    x = layers.Conv(self.features[0], 3, use_bias=False, name="stem")(images)
+    x = nn.relu(layers.InstanceNorm(name="stem_norm")(x))
+    encoded = [x]
+    for level, width in enumerate(self.features[1:], start=1):
+      x = layers.ConvNormAct(width, sep, strides=2, name=f"down{level}_a")(x)
+      x = layers.ConvNormAct(width, sep, name=f"down{level}_b")(x)
+      encoded.append(x)
+    for i in range(self.num_res_blocks):
+      x = ResidualBlock(self.features[-1], sep, name=f"res{i}")(x)
+    for level in range(len(self.features) - 1, 0, -1):
+      width = self.features[level - 1]
+      x = layers.upsample_nearest(x)
+      x = layers.ConvNormAct(width, sep, name=f"up{level}_a")(x)
+      if self.skips:
+        x = jnp.concatenate([x, encoded[level - 1]], axis=-1)
+      x = layers.ConvNormAct(width, sep, name=f"up{level}_b")(x)
+    x = layers.Conv(3, 3, name="head")(x)
+    return nn.sigmoid(x)

@@ -1,0 +1,378 @@
+r"""Trains a feed-forward style-transfer network with perceptual losses.
+
+  python -m jaxstyle.train --config configs/quickstart.py --workdir runs/quickstart \
+      [--config.style.image=candy --config.num_train_steps=2000 ...]
+
+Data parallel over every device of every host: one `jax.jit` step over a
+('data',) mesh, the batch sharded on its leading axis, parameters replicated;
+XLA inserts the gradient all-reduce. Rerunning the same command resumes from the
+last checkpoint with the same data order.
+"""
+
+import functools
+import json
+import os
+import time
+from typing import Any, Mapping
+
+from absl import app
+from absl import flags
+from absl import logging
+from flax.metrics import tensorboard
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import optax
+import tqdm
+
+import jaxstyle
+from jaxstyle import checkpointing
+from jaxstyle import images as image_io
+from jaxstyle import input_pipeline
+from jaxstyle import losses
+from jaxstyle import models
+from jaxstyle.models import vgg
+
+
+class TrainState(train_state.TrainState):
+  pass
+
+
+# ----------------------------------------------------------------------------
+# Set-up pieces.
+
+
+def create_optimizer(opt: ml_collections.ConfigDict,
+                     num_steps: int) -> optax.GradientTransformation:
+  """SGD (momentum) or Adam with linear warm-up then cosine decay."""
+  schedule = optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=opt.learning_rate,
+      warmup_steps=opt.warmup_steps, decay_steps=max(num_steps, opt.warmup_steps + 1),
+      end_value=opt.learning_rate * opt.end_learning_rate_factor)
+  if opt.name == "sgd":
+    tx = optax.sgd(schedule, momentum=opt.momentum or None, nesterov=opt.nesterov)
+  elif opt.name == "adam":
+    tx = optax.adam(schedule)
+  else:
+    raise ValueError(f"config.optimizer.name={opt.name!r}: use 'sgd' or 'adam'")
+  chain = []
+  if opt.grad_clip_norm:
+    chain.append(optax.clip_by_global_norm(opt.grad_clip_norm))
+  if opt.weight_decay:
+    chain.append(optax.add_decayed_weights(opt.weight_decay))
+  return optax.chain(*chain, tx), schedule
+
+
+def resolve_style_path(name_or_path: str) -> str:
+  """A shipped style name ('mosaic') or a path to an image."""
+  if os.path.exists(name_or_path):
+    return name_or_path
+  for ext in (".jpg", ".png"):
+    candidate = os.path.join(jaxstyle.STYLES_DIR, name_or_path + ext)
+    if os.path.exists(candidate):
+      return candidate
+  shipped = sorted(os.path.splitext(f)[0] for f in os.listdir(jaxstyle.STYLES_DIR))
+  raise FileNotFoundError(f"config.style.image={name_or_path!r} is neither a file "
+                          f"nor a shipped style ({', '.join(shipped)})")
+
+
+def resize_short_side(image: np.ndarray, size: int) -> np.ndarray:
+  h, w = image.shape[:2]
+  scale = size / min(h, w)
+  new_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+  return np.asarray(jax.image.resize(image, new_hw + (3,), "linear", antialias=True))
+
+
+def load_eval_images(config: ml_collections.ConfigDict, multiple: int
+                     ) -> list[tuple[str, np.ndarray]]:
+  """Fixed content images, resized (short side) and center-cropped to `multiple`."""
+  folder = config.eval.content_dir or jaxstyle.CONTENT_DIR
+  out = []
+  for path in image_io.find_images([folder]):
+    image = resize_short_side(image_io.load_image(path), config.eval.image_size)
+    h, w = (s // multiple * multiple for s in image.shape[:2])
+    top, left = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+    out.append((os.path.splitext(os.path.basename(path))[0],
+                image[top:top + h, left:left + w]))
+  if not out:
+    raise FileNotFoundError(f"no eval content images in {folder!r}")
+  return out
+
+
+def style_and_content_layers(loss_cfg) -> tuple[dict, dict]:
+  return dict(loss_cfg.style_layers), dict(loss_cfg.content_layers)
+
+
+# ----------------------------------------------------------------------------
+# The loss and the step.
+
+
+def compute_losses(params, batch, style_grams, loss_net, *, model, loss_cfg) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Total loss and its terms for a batch of content images in [0, 1]."""
+  style_layers, content_layers = style_and_content_layers(loss_cfg)
+  stylized = model.apply({"params": params}, batch)
+  feats = loss_net.features(stylized, sorted(set(style_layers) | set(content_layers)))
+  # Content targets only need VGG up to the deepest content layer (relu2_2 by
+  # default): a third of the VGG cost of the stylized images.
+  targets = jax.lax.stop_gradient(loss_net.features(batch, list(content_layers)))
+  content = losses.content_loss(feats, targets, content_layers)
+  style_terms = losses.style_loss(feats, style_grams, style_layers)
+  style = sum(style_terms.values())
+  tv = losses.total_variation(stylized)
+  total = (loss_cfg.content_weight * content + loss_cfg.style_weight * style
+           + loss_cfg.tv_weight * tv)
+  metrics = {"loss": total, "content_loss": content, "style_loss": style,
+             "tv_loss": tv}
+  metrics.update({f"style_loss/{k}": v for k, v in style_terms.items()})
+  return total, metrics
+
+
+def train_step(state: TrainState, batch, style_grams, loss_net, *, loss_fn):
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  (_, metrics), grads = grad_fn(state.params, batch, style_grams, loss_net)
+  metrics["grad_norm"] = optax.global_norm(grads)
+  return state.apply_gradients(grads=grads), metrics
+
+
+# ----------------------------------------------------------------------------
+# The run.
+
+
+class Trainer:
+  """Everything a run needs, built once from the config."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    validate_config(config)
+    self.config = config
+    self.workdir = workdir
+    # Auto axis: XLA's partitioner propagates the batch sharding through the
+    # model and inserts the gradient all-reduce.
+    self.mesh = jax.make_mesh((jax.device_count(),), ("data",),
+                              axis_types=(jax.sharding.AxisType.Auto,))
+    self.replicated = NamedSharding(self.mesh, P())
+    self.data_sharding = NamedSharding(self.mesh, P("data"))
+
+    self.model = models.create_model(config.model)
+    # A pytree whose only leaves are the VGG weights: passed to the jitted
+    # step as an argument, replicated, never baked in as constants.
+    self.loss_net = jax.device_put(vgg.load_loss_network(
+        config.vgg.arch, config.vgg.source, config.vgg.path or None), self.replicated)
+    self.tx, self.schedule = create_optimizer(config.optimizer, config.num_train_steps)
+
+    style_path = resolve_style_path(config.style.image)
+    self.style_image = resize_short_side(image_io.load_image(style_path),
+                                         config.style.size)
+    style_layers, _ = style_and_content_layers(config.loss)
+    # Gram targets of the style image: computed once, passed to every step.
+    grams_fn = jax.jit(lambda net, s: {
+        k: losses.gram_matrix(v) for k, v in net.features(s, list(style_layers)).items()})
+    self.style_grams = jax.device_put(
+        grams_fn(self.loss_net, self.style_image[None]), self.replicated)
+
+    loss_fn = functools.partial(
+        compute_losses, model=self.model, loss_cfg=config.loss)
+    self._loss_fn = loss_fn
+    self.train_step = jax.jit(
+        lambda s, b, g, v: train_step(s, b, g, v, loss_fn=loss_fn),
+        in_shardings=(self.replicated, self.data_sharding, self.replicated,
+                      self.replicated),
+        out_shardings=(self.replicated, self.replicated),
+        donate_argnums=(0,))
+    self.eval_fn = jax.jit(self._eval_one)
+
+  def init_state(self) -> TrainState:
+    size = self.config.data.image_size
+    init = lambda rng: TrainState.create(
+        apply_fn=self.model.apply, tx=self.tx,
+        params=self.model.init(rng, jnp.zeros((1, size, size, 3)))["params"])
+    return jax.jit(init, out_shardings=self.replicated)(
+        jax.random.key(self.config.seed))
+
+  def _eval_one(self, params, image, style_grams, loss_net):
+    _, metrics = self._loss_fn(params, image[None], style_grams, loss_net)
+    stylized = self.model.apply({"params": params}, image[None])[0]
+    return stylized, metrics
+
+  def evaluate(self, params, eval_images) -> tuple[dict[str, float], list[np.ndarray]]:
+    """Mean losses over the fixed content images, and their stylized versions."""
+    outputs, per_image = [], []
+    for _, image in eval_images:
+      stylized, metrics = self.eval_fn(params, jnp.asarray(image),
+                                       self.style_grams, self.loss_net)
+      outputs.append(np.asarray(stylized))
+      per_image.append(jax.device_get(metrics))
+    mean = {k: float(np.mean([m[k] for m in per_image])) for k in per_image[0]}
+    return mean, outputs
+
+  def global_batch(self, local_batch: np.ndarray) -> jax.Array:
+    return jax.make_array_from_process_local_data(self.data_sharding, local_batch)
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Fails at start, naming the key, instead of deep inside a trace."""
+  n = jax.device_count()
+  if config.batch_size <= 0 or config.batch_size % n:
+    raise ValueError(f"config.batch_size={config.batch_size} must be a positive "
+                     f"multiple of the device count ({n})")
+  if config.data.image_size <= 0:
+    raise ValueError(f"config.data.image_size={config.data.image_size} must be > 0")
+  for key in ("content_weight", "style_weight", "tv_weight"):
+    if config.loss[key] < 0:
+      raise ValueError(f"config.loss.{key}={config.loss[key]} must be >= 0")
+  for group in ("style_layers", "content_layers"):
+    for layer, w in config.loss[group].items():
+      if w < 0:
+        raise ValueError(f"config.loss.{group}.{layer}={w} must be >= 0")
+  if config.num_train_steps <= 0:
+    raise ValueError("config.num_train_steps must be > 0")
+
+
+def save_gallery(folder: str, names, contents, stylized) -> str:
+  """One PNG per eval image plus a grid (content | stylized per row)."""
+  os.makedirs(folder, exist_ok=True)
+  for name, out in zip(names, stylized):
+    image_io.save_png(out, os.path.join(folder, f"{name}.png"))
+  rows = [np.concatenate([c, s], axis=1) for c, s in zip(contents, stylized)]
+  width = max(r.shape[1] for r in rows)
+  rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=1.0)
+          for r in rows]
+  grid_path = os.path.join(folder, "grid.png")
+  image_io.save_png(np.concatenate(rows, axis=0), grid_path)
+  return grid_path
+
+
+def _write_json(path: str, data: Mapping[str, Any]) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(data, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Runs (or resumes) training; writes checkpoints, TensorBoard, gallery, summary.json."""
+  wall_start = time.time()
+  is_chief = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  trainer = Trainer(config, workdir)
+  if is_chief:
+    checkpointing.save_config(workdir, config)
+  writer = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard")) if is_chief else None
+
+  manager = checkpointing.create_manager(
+      workdir, save_every=config.checkpoint_every_steps, keep=config.keep_checkpoints)
+  state = trainer.init_state()
+  initial_path = os.path.join(workdir, "initial_eval.json")
+  eval_images = load_eval_images(config, trainer.model.size_multiple)
+  names = [n for n, _ in eval_images]
+  contents = [im for _, im in eval_images]
+
+  if manager.latest_step() is not None:
+    state, meta = checkpointing.restore(manager, state)
+    logging.info("Resumed from step %d (%s)", int(state.step), meta.get("vgg"))
+    with open(initial_path) as f:
+      initial = json.load(f)
+  else:
+    initial, _ = trainer.evaluate(state.params, eval_images)
+    if is_chief:
+      _write_json(initial_path, initial)
+  start_step = int(state.step)
+
+  meta = {"vgg": trainer.loss_net.description, "vgg_source": config.vgg.source,
+          "style_image": resolve_style_path(config.style.image)}
+  local_batch = config.batch_size // jax.process_count()
+  batches = input_pipeline.create_train_dataset(
+      config.data, global_batch_size=config.batch_size, seed=config.seed,
+      start_step=start_step)
+
+  progress = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
+                       disable=not is_chief, desc="train", unit="step",
+                       dynamic_ncols=True)
+  last_log_time, last_log_step = time.time(), start_step
+  metrics = None
+  for step in range(start_step + 1, config.num_train_steps + 1):
+    batch = next(batches)
+    assert batch.shape[0] == local_batch, batch.shape
+    state, metrics = trainer.train_step(state, trainer.global_batch(batch),
+                                        trainer.style_grams, trainer.loss_net)
+    progress.update(1)
+    is_last = step == config.num_train_steps
+    if step % config.log_every_steps == 0 or is_last or step % config.checkpoint_every_steps == 0:
+      metrics = jax.device_get(metrics)
+      if not np.isfinite(metrics["loss"]):
+        raise FloatingPointError(
+            f"loss is {metrics['loss']} at step {step}; the last good checkpoint "
+            f"is step {manager.latest_step()} in {checkpointing.checkpoint_dir(workdir)}. "
+            "Lower config.optimizer.learning_rate or set config.optimizer.grad_clip_norm.")
+      elapsed = time.time() - last_log_time
+      steps_done = step - last_log_step
+      last_log_time, last_log_step = time.time(), step
+      step_time = elapsed / max(steps_done, 1)
+      progress.set_postfix(loss=f"{metrics['loss']:.4f}",
+                           style=f"{metrics['style_loss']:.4f}",
+                           content=f"{metrics['content_loss']:.4f}")
+      if writer is not None:
+        for key, value in metrics.items():
+          writer.scalar(f"train/{key}", value, step)
+        writer.scalar("train/learning_rate", trainer.schedule(step - 1), step)
+        writer.scalar("perf/step_time_s", step_time, step)
+        writer.scalar("perf/images_per_s", config.batch_size / step_time, step)
+    if step % config.image_every_steps == 0 or is_last:
+      eval_metrics, stylized = trainer.evaluate(state.params, eval_images)
+      if writer is not None:
+        for key, value in eval_metrics.items():
+          writer.scalar(f"eval/{key}", value, step)
+        for name, c, s in zip(names, contents, stylized):
+          writer.image(f"eval/{name}", np.concatenate([c, s], axis=1)[None], step)
+        writer.flush()
+    checkpointing.save(manager, step, state, dict(meta, step=step), force=is_last)
+  progress.close()
+  manager.wait_until_finished()
+
+  final, stylized = trainer.evaluate(state.params, eval_images)
+  if is_chief:
+    grid = save_gallery(os.path.join(workdir, "gallery"), names, contents, stylized)
+    summary = {
+        "style_loss_initial": initial["style_loss"],
+        "style_loss_final": final["style_loss"],
+        "content_loss_initial": initial["content_loss"],
+        "content_loss_final": final["content_loss"],
+        "tv_loss_initial": initial["tv_loss"],
+        "tv_loss_final": final["tv_loss"],
+        "eval_images": names,
+        "steps": int(state.step),
+        "resumed_from_step": start_step,
+        "wall_time_s": time.time() - wall_start,
+        "vgg": trainer.loss_net.description,
+        "devices": jax.device_count(),
+        "backend": jax.default_backend(),
+    }
+    _write_json(os.path.join(workdir, "summary.json"), summary)
+    logging.info("Wrote %s and %s", os.path.join(workdir, "summary.json"), grid)
+    print(json.dumps(summary, indent=2))
+  if writer is not None:
+    writer.close()
+  return state
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs.")
+config_flags.DEFINE_config_file(
+    "config", None, "Training configuration file (configs/*.py).", lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.info("JAX process %d/%d, devices: %s", jax.process_index(),
+               jax.process_count(), jax.devices())
+  train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,78 @@
+"""Layers against independent references: numpy/float64 and plain convolutions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxstyle.models import layers
+
+
+def test_instance_norm_matches_numpy_float64():
+  rng = np.random.default_rng(0)
+  x = rng.normal(3.0, 5.0, size=(2, 9, 7, 4)).astype(np.float32)
+  module = layers.InstanceNorm(epsilon=1e-5)
+  params = module.init(jax.random.key(0), x)
+  scale = rng.normal(size=4).astype(np.float32)
+  bias = rng.normal(size=4).astype(np.float32)
+  params = {"params": {"scale": scale, "bias": bias}}
+  got = np.asarray(module.apply(params, x))
+  x64 = x.astype(np.float64)
+  mean = x64.mean(axis=(1, 2), keepdims=True)
+  var = x64.var(axis=(1, 2), keepdims=True)
+  want = (x64 - mean) / np.sqrt(var + 1e-5) * scale + bias
+  np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-5)
+
+
+def test_instance_norm_finite_in_float16_on_large_images():
+  # A sum over 1024² pixels of values ~10 overflows float16 (max 65504);
+  # the mean-based form must not.
+  x = jnp.full((1, 1024, 1024, 2), 10.0, jnp.float16) + jnp.linspace(
+      0, 1, 1024, dtype=jnp.float16)[None, :, None, None]
+  module = layers.InstanceNorm()
+  params = jax.tree.map(lambda p: p.astype(jnp.float16),
+                        module.init(jax.random.key(0), x))
+  y = module.apply(params, x)
+  assert bool(jnp.all(jnp.isfinite(y)))
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+def test_separable_conv_equals_plain_conv_with_equivalent_weights(strides):
+  """depthwise k×k then pointwise 1×1 == one dense conv with W[h,w,i,o] = D[h,w,i]·P[i,o]."""
+  rng = np.random.default_rng(1)
+  c_in, c_out, k = 5, 7, 3
+  x = rng.normal(size=(2, 10, 12, c_in)).astype(np.float32)
+  sep = layers.SeparableConv(c_out, k, strides)
+  params = sep.init(jax.random.key(0), x)["params"]
+  depthwise = np.asarray(params["depthwise"]["kernel"])   # (k, k, 1, c_in)
+  pointwise = np.asarray(params["pointwise"]["kernel"])   # (1, 1, c_in, c_out)
+  bias = np.asarray(params["pointwise"]["bias"])
+  dense_kernel = depthwise[:, :, 0, :, None] * pointwise[0, 0][None, None]
+  plain = layers.Conv(c_out, k, strides)
+  plain_params = {"params": {"conv": {"kernel": dense_kernel, "bias": bias}}}
+  got = sep.apply({"params": params}, x)
+  want = plain.apply(plain_params, x)
+  assert got.shape == want.shape == (2, 10 // strides, 12 // strides, c_out)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_conv_reflect_padding_matches_numpy():
+  """A 3×3 conv with reflect padding against an explicit float64 loop."""
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(1, 6, 5, 2)).astype(np.float32)
+  conv = layers.Conv(3, 3)
+  params = conv.init(jax.random.key(1), x)
+  kernel = np.asarray(params["params"]["conv"]["kernel"], np.float64)
+  bias = np.asarray(params["params"]["conv"]["bias"], np.float64)
+  xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+  want = np.zeros((1, 6, 5, 3))
+  for i in range(6):
+    for j in range(5):
+      want[0, i, j] = np.einsum("hwc,hwco->o", xp[0, i:i + 3, j:j + 3], kernel) + bias
+  np.testing.assert_allclose(conv.apply(params, x), want, atol=1e-5)
+
+
+def test_upsample_nearest_matches_numpy_repeat():
+  x = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2)
+  want = x.repeat(2, axis=1).repeat(2, axis=2)
+  np.testing.assert_array_equal(layers.upsample_nearest(jnp.asarray(x)), want)
