@@ -22,7 +22,10 @@ def create_manager(workdir: str, *, save_every: int = 1, keep: int = 3,
   options = ocp.CheckpointManagerOptions(
       save_interval_steps=save_every, max_to_keep=keep, read_only=read_only,
       create=not read_only, cleanup_tmp_directories=not read_only)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+  return ocp.CheckpointManager(
+      checkpoint_dir(workdir), options=options,
+      item_handlers={"state": ocp.StandardCheckpointHandler(),
+                     "meta": ocp.JsonCheckpointHandler()})
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
@@ -61,20 +64,34 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def load_params(workdir: str, abstract_params: Any,
-                step: int | None = None) -> tuple[Any, dict[str, Any]]:
-  """Restores only the model parameters of a workdir's checkpoint, on CPU/default device."""
+def restore_on_one_device(workdir: str, step: int | None = None
+                          ) -> tuple[int, Any, dict[str, Any]]:
+  """(step, state pytree, metadata) of a checkpoint, whatever mesh wrote it.
+
+  The target sharding is taken as the first local device, so a checkpoint
+  written by 4 devices or 2 hosts restores in a single CPU process.
+  """
   manager = create_manager(workdir, read_only=True)
-  if manager.latest_step() is None:
+  step = manager.latest_step() if step is None else step
+  if step is None:
     raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}: "
                             "training has not saved one yet.")
-  step = manager.latest_step() if step is None else step
-  # Restore the whole state with its stored structure, then keep params.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  stored = manager.item_metadata(step)["state"]
+  target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), stored)
   restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-  params = restored.state["params"]
+      state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+  return step, restored.state, restored.meta
+
+
+def load_params(workdir: str, abstract_params: Any,
+                step: int | None = None) -> tuple[Any, dict[str, Any]]:
+  """Model parameters of a workdir's checkpoint, checked against the model."""
+  _, state, meta = restore_on_one_device(workdir, step)
+  params = state["params"]
   jax.tree.map(_check_shape, abstract_params, params)
-  return params, restored.meta
+  return params, meta
 
 
 def _check_shape(expected, got):

@@ -45,9 +45,9 @@ def test_separable_conv_equals_plain_conv_with_equivalent_weights(strides):
   sep = layers.SeparableConv(c_out, k, strides)
   params = sep.init(jax.random.key(0), x)["params"]
   depthwise = np.asarray(params["depthwise"]["kernel"])   # (k, k, 1, c_in)
-  pointwise = np.asarray(params["pointwise"]["kernel"])   # (1, 1, c_in, c_out)
+  pointwise = np.asarray(params["pointwise"]["kernel"])   # (c_in, c_out)
   bias = np.asarray(params["pointwise"]["bias"])
-  dense_kernel = depthwise[:, :, 0, :, None] * pointwise[0, 0][None, None]
+  dense_kernel = depthwise[:, :, 0, :, None] * pointwise[None, None]
   plain = layers.Conv(c_out, k, strides)
   plain_params = {"params": {"conv": {"kernel": dense_kernel, "bias": bias}}}
   got = sep.apply({"params": params}, x)
@@ -76,3 +76,31 @@ def test_upsample_nearest_matches_numpy_repeat():
   x = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2)
   want = x.repeat(2, axis=1).repeat(2, axis=2)
   np.testing.assert_array_equal(layers.upsample_nearest(jnp.asarray(x)), want)
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("hw", [(10, 12), (9, 7)])
+def test_depthwise_shifts_equal_grouped_conv_values_and_gradients(strides, hw):
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.normal(size=(2, *hw, 6)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 1, 6)), jnp.float32)
+  def grouped(x, k):
+    return jax.lax.conv_general_dilated(
+        x, k, (strides, strides), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=6)
+  shifts = lambda x, k: layers.depthwise_conv_shifts(x, k, strides)
+  np.testing.assert_allclose(shifts(x, kernel), grouped(x, kernel), atol=1e-5)
+  loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)))
+  g_shift = jax.grad(loss(shifts), argnums=(0, 1))(x, kernel)
+  g_conv = jax.grad(loss(grouped), argnums=(0, 1))(x, kernel)
+  for a, b in zip(g_shift, g_conv):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_unet_depthwise_impls_agree():
+  from jaxstyle.models import unet
+  x = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3))
+  a = unet.UNet(features=(8, 16, 32), num_res_blocks=1, depthwise_impl="shifts")
+  b = unet.UNet(features=(8, 16, 32), num_res_blocks=1, depthwise_impl="conv")
+  params = a.init(jax.random.key(1), x)
+  np.testing.assert_allclose(a.apply(params, x), b.apply(params, x), atol=1e-5)

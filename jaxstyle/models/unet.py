@@ -17,6 +17,7 @@ Only the stem and head (3-channel ends, where depthwise convolution saves
 nothing) are standard convolutions.
 """
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -28,13 +29,12 @@ from jaxstyle.models import layers
 
 class ResidualBlock(nn.Module):
   features: int
-  separable: bool = True
+  conv: type[nn.Module] = layers.ConvNormAct
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = layers.ConvNormAct(self.features, self.separable, name="conv1")(x)
-    y = layers.ConvNormAct(self.features, self.separable, activation=None,
-                           name="conv2")(y)
+    y = self.conv(self.features, name="conv1")(x)
+    y = self.conv(self.features, activation=None, name="conv2")(y)
     return x + y
 
 
@@ -46,11 +46,14 @@ class UNet(nn.Module):
     num_res_blocks: residual blocks at the lowest resolution.
     separable: depthwise-separable (True) or standard 3×3 convolutions inside.
     skips: concatenate encoder features into the decoder (the U in U-Net).
+    depthwise_impl: how depthwise convolutions run ('auto', 'shifts', 'conv');
+      the parameters and the function are the same for all.
   """
   features: Sequence[int] = (16, 32, 64, 128)
-  num_res_blocks: int = 3
+  num_res_blocks: int = 5
   separable: bool = True
   skips: bool = True
+  depthwise_impl: str = "auto"
 
   @property
   def size_multiple(self) -> int:
@@ -59,22 +62,23 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
-    sep = self.separable
+    conv = functools.partial(layers.ConvNormAct, separable=self.separable,
+                             depthwise_impl=self.depthwise_impl)
     x = layers.Conv(self.features[0], 3, use_bias=False, name="stem")(images)
     x = nn.relu(layers.InstanceNorm(name="stem_norm")(x))
     encoded = [x]
     for level, width in enumerate(self.features[1:], start=1):
-      x = layers.ConvNormAct(width, sep, strides=2, name=f"down{level}_a")(x)
-      x = layers.ConvNormAct(width, sep, name=f"down{level}_b")(x)
+      x = conv(width, strides=2, name=f"down{level}_a")(x)
+      x = conv(width, name=f"down{level}_b")(x)
       encoded.append(x)
     for i in range(self.num_res_blocks):
-      x = ResidualBlock(self.features[-1], sep, name=f"res{i}")(x)
+      x = ResidualBlock(self.features[-1], conv, name=f"res{i}")(x)
     for level in range(len(self.features) - 1, 0, -1):
       width = self.features[level - 1]
       x = layers.upsample_nearest(x)
-      x = layers.ConvNormAct(width, sep, name=f"up{level}_a")(x)
+      x = conv(width, name=f"up{level}_a")(x)
       if self.skips:
         x = jnp.concatenate([x, encoded[level - 1]], axis=-1)
-      x = layers.ConvNormAct(width, sep, name=f"up{level}_b")(x)
+      x = conv(width, name=f"up{level}_b")(x)
     x = layers.Conv(3, 3, name="head")(x)
     return nn.sigmoid(x)
