@@ -1,0 +1,254 @@
+r"""Speed of jaxstyle's training step and inference, with baselines from the same run.
+
+  python tools/benchmark.py [--batch 4 --size 256 --steps 5 --torch_baseline]
+
+Prints a markdown table:
+  * fp32 GEMM peak of this backend (a 2048² matmul): the roof for everything else;
+  * the training step (U-Net + VGG16 perceptual loss to relu4_3, SGD) and its
+    parts: VGG forward+backward for the stylized batch, VGG forward for the
+    content targets, U-Net forward+backward, the input pipeline;
+  * the same step with XLA's grouped convolution for the depthwise layers
+    (depthwise_impl='conv'), the form GPUs/TPUs use;
+  * the pytorch/examples fast-neural-style recipe (TransformerNet + VGG16,
+    Adam) in PyTorch, when torch is installed (`--torch_baseline`);
+  * inference ms per image at 256/512/1024.
+"""
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from configs import quickstart  # noqa: E402
+from configs import default  # noqa: E402
+from jaxstyle import flops  # noqa: E402
+from jaxstyle import models  # noqa: E402
+from jaxstyle import train  # noqa: E402
+
+STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+
+
+def timeit(fn, *args, repeats=3):
+  """Median seconds per call after one warm-up (compilation) call."""
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def gemm_peak(n=2048):
+  a = jnp.ones((n, n), jnp.float32)
+  seconds = timeit(jax.jit(lambda a: a @ a), a, repeats=5)
+  return 2 * n ** 3 / seconds / 1e9
+
+
+def step_rows(config, batch, size, steps):
+  """Rows for the full training step and its parts."""
+  trainer = train.Trainer(config, workdir="/tmp/jaxstyle-benchmark")
+  state = trainer.init_state()
+  images = jax.random.uniform(jax.random.key(0), (batch, size, size, 3))
+  x = trainer.global_batch(np.asarray(images))
+  step = lambda s: trainer.train_step(s, x, trainer.style_grams, trainer.loss_net)
+  state, _ = step(state)  # compile
+  jax.block_until_ready(state)
+  start = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = step(state)
+  jax.block_until_ready(metrics)
+  step_s = (time.perf_counter() - start) / steps
+
+  loss_fn = functools.partial(train.compute_losses, model=trainer.model,
+                              loss_cfg=config.loss)
+  grad = jax.grad(lambda p: loss_fn(p, x, trainer.style_grams, trainer.loss_net)[0])
+  step_macs = flops.count_macs(grad, state.params)
+
+  net = trainer.loss_net
+  vgg_grad = jax.jit(jax.grad(
+      lambda im: sum(jnp.sum(v) for v in net.features(im, STYLE_LAYERS).values())))
+  vgg_content = jax.jit(lambda im: net.features(im, ["relu2_2"]))
+  model = trainer.model
+  unet_grad = jax.jit(jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x))))
+  parts = [
+      ("VGG16 fwd+bwd to relu4_3 (stylized)", vgg_grad, (x,)),
+      ("VGG16 fwd to relu2_2 (content targets)", vgg_content, (x,)),
+      ("U-Net fwd+bwd", unet_grad, (state.params,)),
+  ]
+  rows = [(f"train step, batch {batch} @ {size}² ({config.model.depthwise_impl} depthwise)",
+           step_s, batch / step_s, step_macs)]
+  for name, fn, args in parts:
+    macs = flops.count_macs(fn, *args)
+    seconds = timeit(fn, *args)
+    rows.append((f"  {name}", seconds, None, macs))
+  return rows
+
+
+def pipeline_row(batch, size):
+  from jaxstyle import input_pipeline
+  cfg = quickstart.get_config().data
+  cfg.image_size, cfg.resize_min = size, size
+  try:
+    it = input_pipeline.create_train_dataset(cfg, global_batch_size=batch, seed=0)
+  except Exception as e:  # the offline data is not prepared
+    return (f"  input pipeline (offline COCO): skipped: {str(e).splitlines()[0][:60]}",
+            float("nan"), None, 0)
+  next(it)
+  n = 20
+  start = time.perf_counter()
+  for _ in range(n):
+    next(it)
+  seconds = (time.perf_counter() - start) / n
+  return ("  input pipeline (offline COCO), per batch", seconds, batch / seconds, 0)
+
+
+def torch_baseline_row(batch, size, steps):
+  """pytorch/examples fast_neural_style: TransformerNet + VGG16 to relu4_3, Adam."""
+  import torch
+  from torch import nn as tnn
+  torch.manual_seed(0)
+
+  class ConvLayer(tnn.Module):
+    def __init__(self, cin, cout, k, stride=1, upsample=False):
+      super().__init__()
+      self.upsample = upsample
+      self.pad = tnn.ReflectionPad2d(k // 2)
+      self.conv = tnn.Conv2d(cin, cout, k, stride)
+
+    def forward(self, x):
+      if self.upsample:
+        x = tnn.functional.interpolate(x, scale_factor=2, mode="nearest")
+      return self.conv(self.pad(x))
+
+  def block(cin, cout, k, stride=1, upsample=False):
+    return [ConvLayer(cin, cout, k, stride, upsample),
+            tnn.InstanceNorm2d(cout, affine=True), tnn.ReLU()]
+
+  class Residual(tnn.Module):
+    def __init__(self, c):
+      super().__init__()
+      self.body = tnn.Sequential(*block(c, c, 3)[:3], ConvLayer(c, c, 3),
+                                 tnn.InstanceNorm2d(c, affine=True))
+
+    def forward(self, x):
+      return x + self.body(x)
+
+  transformer = tnn.Sequential(
+      *block(3, 32, 9), *block(32, 64, 3, 2), *block(64, 128, 3, 2),
+      *[Residual(128) for _ in range(5)],
+      *block(128, 64, 3, upsample=True), *block(64, 32, 3, upsample=True),
+      ConvLayer(32, 3, 9))
+  params = sum(p.numel() for p in transformer.parameters())
+  widths = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512]
+  vgg, cin = [], 3
+  for w in widths:
+    if w == "M":
+      vgg.append(tnn.MaxPool2d(2))
+    else:
+      vgg += [tnn.Conv2d(cin, w, 3, padding=1), tnn.ReLU()]
+      cin = w
+  vgg = tnn.Sequential(*vgg).requires_grad_(False)
+  taps = {3, 8, 15, 22}  # relu1_2, relu2_2, relu3_3, relu4_3
+
+  def features(x):
+    out = []
+    for i, layer in enumerate(vgg):
+      x = layer(x)
+      if i in taps:
+        out.append(x)
+    return out
+
+  def gram(f):
+    b, c, h, w = f.shape
+    f = f.view(b, c, h * w)
+    return f.bmm(f.transpose(1, 2)) / (c * h * w)
+
+  style = [gram(f) for f in features(torch.rand(1, 3, size, size))]
+  opt = torch.optim.Adam(transformer.parameters(), 1e-3)
+  x = torch.rand(batch, 3, size, size)
+
+  def one_step():
+    opt.zero_grad()
+    y = transformer(x)
+    fy, fx = features(y), features(x)
+    loss = 1e5 * tnn.functional.mse_loss(fy[1], fx[1])
+    loss = loss + 1e10 * sum(tnn.functional.mse_loss(gram(a), s.expand(batch, -1, -1))
+                             for a, s in zip(fy, style))
+    loss.backward()
+    opt.step()
+
+  one_step()
+  start = time.perf_counter()
+  for _ in range(steps):
+    one_step()
+  seconds = (time.perf_counter() - start) / steps
+  return (f"baseline: PyTorch {torch.__version__} TransformerNet ({params:,} params) "
+          f"+ VGG16, Adam, batch {batch} @ {size}²", seconds, batch / seconds, None)
+
+
+def inference_rows(config, sizes):
+  model = models.create_model(config.model)
+  params = model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
+  apply = jax.jit(model.apply)
+  rows = []
+  for size in sizes:
+    x = jnp.zeros((1, size, size, 3))
+    macs = flops.count_macs(model.apply, params, x)
+    rows.append((f"inference 1 image @ {size}² (JAX jit)", timeit(apply, params, x), None, macs))
+  return rows
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch", type=int, default=4)
+  parser.add_argument("--size", type=int, default=256)
+  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--sizes", default="256,512,1024")
+  parser.add_argument("--torch_baseline", action="store_true")
+  args = parser.parse_args()
+
+  config = default.get_config()
+  config.batch_size = args.batch
+  config.data.image_size = args.size
+  config.style.size = args.size
+  model = models.create_model(config.model)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 256, 256, 3)))
+  n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(shapes))
+
+  peak = gemm_peak()
+  rows = [(f"fp32 GEMM 2048³ ({peak:.0f} GFLOP/s peak)", 2 * 2048 ** 3 / peak / 1e9, None,
+           2048 ** 3)]
+  rows += step_rows(config, args.batch, args.size, args.steps)
+  rows.append(pipeline_row(args.batch, args.size))
+  conv_config = default.get_config()
+  conv_config.update_from_flattened_dict({
+      "batch_size": args.batch, "data.image_size": args.size, "style.size": args.size,
+      "model.depthwise_impl": "conv"})
+  rows.append(step_rows(conv_config, args.batch, args.size, args.steps)[0])
+  if args.torch_baseline:
+    rows.append(torch_baseline_row(args.batch, args.size, args.steps))
+  rows += inference_rows(config, [int(s) for s in args.sizes.split(",")])
+
+  print(f"\nbackend: {jax.default_backend()} ({jax.devices()[0].device_kind}), "
+        f"{jax.device_count()} device(s), {os.cpu_count()} CPU threads; "
+        f"U-Net params {n_params:,}, MACs @256² {rows[-len(args.sizes.split(','))][3] / 1e9:.3f} G\n")
+  print("| what | ms | images/s | GMAC | GFLOP/s | % of GEMM peak |")
+  print("|---|---:|---:|---:|---:|---:|")
+  for name, seconds, ips, macs in rows:
+    gflops = 2 * macs / seconds / 1e9 if macs else None
+    cells = [name, f"{seconds * 1e3:.1f}", f"{ips:.2f}" if ips else "",
+             f"{macs / 1e9:.2f}" if macs else "", f"{gflops:.1f}" if gflops else "",
+             f"{100 * gflops / peak:.0f}%" if gflops else ""]
+    print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+  main()
