@@ -34,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
       content_layers={"relu2_2": 1.0},
       style_layers={"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0},
       content_weight=1.0,
-      style_weight=4.0,
+      style_weight=1.0,
       tv_weight=2.0,
   ))
 

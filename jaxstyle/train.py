@@ -363,6 +363,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs.")
 config_flags.DEFINE_config_file(
     "config", None, "Training configuration file (configs/*.py).", lock_config=True)
+flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (one "
+                  "process per host; JAX reads the cluster from TPU/SLURM/env).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -379,6 +381,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().python_handler.addFilter(_QuietLibraries())
+  if FLAGS.multihost:
+    jax.distributed.initialize()
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(),
                jax.process_count(), jax.devices())
   train_and_evaluate(FLAGS.config, FLAGS.workdir)
