@@ -12,6 +12,7 @@ last checkpoint with the same data order.
 import functools
 import json
 import os
+import resource
 import time
 from typing import Any, Mapping
 
@@ -347,6 +348,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "steps": int(state.step),
         "resumed_from_step": start_step,
         "wall_time_s": time.time() - wall_start,
+        "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "vgg": trainer.loss_net.description,
         "devices": jax.device_count(),
         "backend": jax.default_backend(),

@@ -150,3 +150,13 @@ def test_stylize_cli_handles_any_size_and_bad_inputs(single_device_run, tmp_path
   gray = np.asarray(Image.open(out / "gray_stylized.png"))
   assert odd.shape == (37, 53, 3) and gray.shape == (40, 40, 3)
   assert odd.std() > 0
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+  proc = subprocess.run(
+      _command(tmp_path, "--config.optimizer.learning_rate=1e38",
+               "--config.optimizer.grad_clip_norm=0", "--config.num_train_steps=4"),
+      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0
+  assert "FloatingPointError" in proc.stderr and "last good checkpoint" in proc.stderr
+  assert not (tmp_path / "summary.json").exists()
