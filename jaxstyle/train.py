@@ -159,6 +159,9 @@ class Trainer:
     self.data_sharding = NamedSharding(self.mesh, P("data"))
 
     self.model = models.create_model(config.model)
+    if config.data.image_size % self.model.size_multiple:
+      raise ValueError(f"config.data.image_size={config.data.image_size} must be a "
+                       f"multiple of {self.model.size_multiple} for this model")
     # A pytree whose only leaves are the VGG weights: passed to the jitted
     # step as an argument, replicated, never baked in as constants.
     self.loss_net = jax.device_put(vgg.load_loss_network(

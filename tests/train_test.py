@@ -116,6 +116,8 @@ def test_sigkill_then_rerun_resumes_to_identical_parameters(tmp_path):
     ("--config.loss.style_weight=-1", "config.loss.style_weight"),
     ("--config.batch_size=3", "config.batch_size"),
     ("--config.loss.style_layers.relu1_2=-0.5", "config.loss.style_layers.relu1_2"),
+    ("--config.data.image_size=31", "config.data.image_size"),
+    ("--config.model.name=resnet", "config.model.name"),
 ])
 def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, key):
   proc = subprocess.run(_command(tmp_path, override), cwd=REPO, env=_env(2),
