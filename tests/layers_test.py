@@ -79,7 +79,7 @@ def test_upsample_nearest_matches_numpy_repeat():
 
 
 @pytest.mark.parametrize("strides", [1, 2])
-@pytest.mark.parametrize("hw", [(10, 12), (9, 7)])
+@pytest.mark.parametrize("hw", [(10, 12), (9, 7), (37, 20)])
 def test_depthwise_shifts_equal_grouped_conv_values_and_gradients(strides, hw):
   rng = np.random.default_rng(5)
   x = jnp.asarray(rng.normal(size=(2, *hw, 6)), jnp.float32)
@@ -104,3 +104,17 @@ def test_unet_depthwise_impls_agree():
   b = unet.UNet(features=(8, 16, 32), num_res_blocks=1, depthwise_impl="conv")
   params = a.init(jax.random.key(1), x)
   np.testing.assert_allclose(a.apply(params, x), b.apply(params, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("pad", [1, 2, 4])
+def test_reflect_pad_values_and_gradient_match_numpy_pad(pad):
+  rng = np.random.default_rng(7)
+  x = jnp.asarray(rng.normal(size=(2, 9, 7, 3)), jnp.float32)
+  weights = jnp.asarray(rng.normal(size=(2, 9 + 2 * pad, 7 + 2 * pad, 3)), jnp.float32)
+  plain = lambda x: jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+  np.testing.assert_array_equal(layers.reflect_pad(x, pad),
+                                np.pad(np.asarray(x), ((0, 0), (pad, pad), (pad, pad), (0, 0)),
+                                       mode="reflect"))
+  want = jax.grad(lambda x: jnp.sum(plain(x) * weights))(x)
+  got = jax.grad(lambda x: jnp.sum(layers.reflect_pad(x, pad) * weights))(x)
+  np.testing.assert_allclose(got, want, atol=1e-5)
