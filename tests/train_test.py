@@ -74,14 +74,13 @@ def test_summary_and_gallery_written(single_device_run):
 
 def test_four_devices_match_one_device(single_device_run, tmp_path):
   """Same global batch split over 4 simulated CPU devices: same parameters."""
-  proc = _train(tmp_path, devices=4)
+  _train(tmp_path, devices=4)
   with open(tmp_path / "summary.json") as f:
     assert json.load(f)["devices"] == 4
   step1, one = _final_state(single_device_run)
   step4, four = _final_state(tmp_path)
   assert step1 == step4 == 3
   assert _max_abs_diff(one["params"], four["params"]) <= 1e-5
-  assert _max_abs_diff(one["params"], _final_state(tmp_path)[1]["params"]) <= 1e-5
 
 
 def test_sigkill_then_rerun_resumes_to_identical_parameters(tmp_path):
