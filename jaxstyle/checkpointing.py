@@ -8,9 +8,24 @@ import json
 import os
 from typing import Any
 
+from absl import logging
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+
+class _QuietLibraries:
+  """Drops INFO chatter from Orbax/TFDS/JAX (every save logs a dozen lines)."""
+
+  def filter(self, record) -> bool:
+    noisy = any(f"/{lib}/" in record.pathname
+                for lib in ("orbax", "tensorflow_datasets", "jax/_src"))
+    return record.levelno >= 30 or not noisy  # 30: Python logging.WARNING
+
+
+def quiet_library_logs() -> None:
+  """Call from a CLI's main() once absl has installed its handler."""
+  logging.get_absl_handler().python_handler.addFilter(_QuietLibraries())
 
 
 def checkpoint_dir(workdir: str) -> str:

@@ -44,6 +44,7 @@ def load_stylizer(workdir: str, step: int | None = None):
 
 
 def main(argv):
+  checkpointing.quiet_library_logs()
   inputs = list(FLAGS.input) + list(argv[1:])
   apply_fn, multiple, meta = load_stylizer(FLAGS.workdir, FLAGS.step)
   logging.info("Loaded step %s of %s", meta.get("step"), FLAGS.workdir)

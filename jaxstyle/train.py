@@ -373,19 +373,10 @@ flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _QuietLibraries:
-  """Drops INFO chatter from Orbax/TFDS (every save logs a dozen lines)."""
-
-  def filter(self, record) -> bool:
-    noisy = any(f"/{lib}/" in record.pathname
-                for lib in ("orbax", "tensorflow_datasets", "jax/_src"))
-    return record.levelno >= 30 or not noisy  # 30: Python logging.WARNING
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().python_handler.addFilter(_QuietLibraries())
+  checkpointing.quiet_library_logs()
   if FLAGS.multihost:
     jax.distributed.initialize()
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(),
