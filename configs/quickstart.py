@@ -4,7 +4,7 @@ r"""The built-in offline run for one CPU machine (what `make train` runs).
   python -m jaxstyle.train --config configs/quickstart.py --workdir runs/quickstart
 
 Same model, losses and optimizer as configs/default.py, on the small offline
-COCO-2017-shaped dataset in .cache/tensorflow_datasets, at 128×128 crops for a
+COCO-2017-shaped dataset in .cache/tensorflow_datasets, at 128×128 crops for
 900 steps: about 9 minutes on 2 CPU cores.
 """
 
