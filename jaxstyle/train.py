@@ -113,10 +113,17 @@ def style_and_content_layers(loss_cfg) -> tuple[dict, dict]:
 # The loss and the step.
 
 
-def compute_losses(params, batch, style_grams, loss_net, *, model, loss_cfg) -> tuple[jax.Array, dict[str, jax.Array]]:
+def compute_losses(params, batch, style_grams, loss_net, *, model, loss_cfg
+                   ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Total loss and its terms for a batch of content images in [0, 1]."""
-  style_layers, content_layers = style_and_content_layers(loss_cfg)
   stylized = model.apply({"params": params}, batch)
+  return perceptual_losses(stylized, batch, style_grams, loss_net, loss_cfg)
+
+
+def perceptual_losses(stylized, batch, style_grams, loss_net, loss_cfg
+                      ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Weighted content + style + TV loss of `stylized` versions of `batch`."""
+  style_layers, content_layers = style_and_content_layers(loss_cfg)
   feats = loss_net.features(stylized, sorted(set(style_layers) | set(content_layers)))
   # Content targets only need VGG up to the deepest content layer (relu2_2 by
   # default): a third of the VGG cost of the stylized images.
@@ -168,8 +175,8 @@ class Trainer:
         config.vgg.arch, config.vgg.source, config.vgg.path or None), self.replicated)
     self.tx, self.schedule = create_optimizer(config.optimizer, config.num_train_steps)
 
-    style_path = resolve_style_path(config.style.image)
-    self.style_image = resize_short_side(image_io.load_image(style_path),
+    self.style_path = resolve_style_path(config.style.image)
+    self.style_image = resize_short_side(image_io.load_image(self.style_path),
                                          config.style.size)
     style_layers, _ = style_and_content_layers(config.loss)
     # Gram targets of the style image: computed once, passed to every step.
@@ -180,7 +187,6 @@ class Trainer:
 
     loss_fn = functools.partial(
         compute_losses, model=self.model, loss_cfg=config.loss)
-    self._loss_fn = loss_fn
     self.train_step = jax.jit(
         lambda s, b, g, v: train_step(s, b, g, v, loss_fn=loss_fn),
         in_shardings=(self.replicated, self.data_sharding, self.replicated,
@@ -198,9 +204,10 @@ class Trainer:
         jax.random.key(self.config.seed))
 
   def _eval_one(self, params, image, style_grams, loss_net):
-    _, metrics = self._loss_fn(params, image[None], style_grams, loss_net)
-    stylized = self.model.apply({"params": params}, image[None])[0]
-    return stylized, metrics
+    stylized = self.model.apply({"params": params}, image[None])
+    _, metrics = perceptual_losses(stylized, image[None], style_grams, loss_net,
+                                   self.config.loss)
+    return stylized[0], metrics
 
   def evaluate(self, params, eval_images) -> tuple[dict[str, float], list[np.ndarray]]:
     """Mean losses over the fixed content images, and their stylized versions."""
@@ -287,7 +294,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   start_step = int(state.step)
 
   meta = {"vgg": trainer.loss_net.description, "vgg_source": config.vgg.source,
-          "style_image": resolve_style_path(config.style.image)}
+          "style_image": trainer.style_path}
   local_batch = config.batch_size // jax.process_count()
   batches = input_pipeline.create_train_dataset(
       config.data, global_batch_size=config.batch_size, seed=config.seed,
