@@ -30,6 +30,20 @@ def get_config() -> ml_collections.ConfigDict:
   # Style image: a name from jaxstyle/assets/styles or a path; resized so its
   # shorter side is `size` pixels (the scale of brush strokes follows it).
   config.style = ml_collections.ConfigDict(dict(image="mosaic", size=256))
+  # Style perturbation (paper §3.3): random variations of the style image so
+  # the network learns the style, not one exact picture. mode: 'none' |
+  # 'per_step' (a fresh perturbed copy and its VGG targets every step, inside
+  # the jitted step) | 'bank' (bank_size perturbed targets computed once at
+  # start, one drawn per step). Each step's draw depends only on seed and step.
+  config.style.perturb = ml_collections.ConfigDict(dict(
+      mode="bank", bank_size=16,
+      crop_scale=(0.7, 1.0),   # area fraction of the style image, resized back
+      hflip=True,
+      brightness=0.1,          # max additive change, pixels in [0, 1]
+      contrast=0.1,            # max relative change around the mean
+      saturation=0.1,          # max relative change of the chroma
+      hue=0.02,                # max shift, fraction of the colour wheel
+      noise_std=0.01))         # Gaussian pixel noise
 
   # Loss weights. Each content/style term is a relative error (≈1 when the
   # output is unrelated to the target), so weights are comparable across layers.
@@ -39,11 +53,23 @@ def get_config() -> ml_collections.ConfigDict:
       content_weight=1.0,
       style_weight=1.0,
       tv_weight=2.0,
+      # Local style loss (paper §3.4): feature patches of the output matched to
+      # their nearest style patches, on top of the global Gram loss.
+      local_style_weight=0.0,
+      local_style_layers={"relu3_3": 1.0},
+      local_patch_size=3,      # patch side in feature pixels
+      local_patch_stride=1,
   ))
 
   config.data = ml_collections.ConfigDict(dict(
       source="coco/2017", split="train", data_dir=None, download=False,
       image_size=256, resize_min=256, shuffle_buffer=1024))
+  # Content augmentation (paper §3.2), on the host inside tf.data, stateless:
+  # the same for a given seed and position in the stream.
+  config.data.augment = ml_collections.ConfigDict(dict(
+      crop_scale=(0.5, 1.0),   # random resized crop: area fraction (1,1) = plain crop
+      hflip=True,
+      rotate_degrees=10.0))    # uniform in ±r; only pixels inside the rotated image
 
   # SGD with momentum and warm-up + cosine decay, as in the paper; 'adam' is an
   # ablation.
