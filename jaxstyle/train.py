@@ -213,12 +213,16 @@ class Trainer:
     """Mean losses over the fixed content images, and their stylized versions."""
     outputs, per_image = [], []
     for _, image in eval_images:
-      stylized, metrics = self.eval_fn(params, jnp.asarray(image),
+      stylized, metrics = self.eval_fn(params, self.replicate(image),
                                        self.style_grams, self.loss_net)
       outputs.append(np.asarray(stylized))
       per_image.append(jax.device_get(metrics))
     mean = {k: float(np.mean([m[k] for m in per_image])) for k in per_image[0]}
     return mean, outputs
+
+  def replicate(self, value: np.ndarray) -> jax.Array:
+    """The same host value on every device of every process."""
+    return jax.make_array_from_process_local_data(self.replicated, np.asarray(value))
 
   def global_batch(self, local_batch: np.ndarray) -> jax.Array:
     return jax.make_array_from_process_local_data(self.data_sharding, local_batch)
@@ -376,16 +380,35 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and output
 config_flags.DEFINE_config_file(
     "config", None, "Training configuration file (configs/*.py).", lock_config=True)
 flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (one "
-                  "process per host; JAX reads the cluster from TPU/SLURM/env).")
+                  "process per host). Without the flags below JAX detects the "
+                  "cluster itself: TPU pod slices, SLURM, Open MPI, Kubernetes.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for "
+                    "clusters JAX does not detect (implies --multihost).")
+flags.DEFINE_integer("num_processes", None, "Total number of processes.")
+flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes-1.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def initialize_distributed() -> None:
+  """Joins the processes of a multi-host run into one JAX runtime.
+
+  Every process runs the same command; JAX then sees the devices of all hosts
+  and the jitted step spans them. CPU-only runs need gloo for the collectives.
+  """
+  explicit = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if not FLAGS.multihost and all(v is None for v in explicit):
+    return
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                             num_processes=FLAGS.num_processes,
+                             process_id=FLAGS.process_id)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   checkpointing.quiet_library_logs()
-  if FLAGS.multihost:
-    jax.distributed.initialize()
+  initialize_distributed()
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(),
                jax.process_count(), jax.devices())
   train_and_evaluate(FLAGS.config, FLAGS.workdir)

@@ -1,0 +1,65 @@
+"""Image-quality and style metrics for comparing stylized outputs.
+
+- `ssim`, `psnr`: of the output against its *content* image, on RGB in [0, 1]
+  (data_range 1). SSIM is Wang et al. 2004 as scikit-image computes it with
+  the paper's settings (11×11 Gaussian window, σ = 1.5, population covariance),
+  averaged over pixels and the three channels. They measure how much of the
+  content's structure survives; a stronger stylization scores lower.
+- `style_similarity`: mean over VGG style layers of the cosine similarity
+  between the Gram matrices of output and style image; 1.0 means identical
+  style statistics. It is computed with the loss network given, so with the
+  training loss network it is not independent of the training objective.
+"""
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from skimage import metrics as skmetrics
+
+from jaxstyle import losses
+
+
+def _check_pair(output: np.ndarray, reference: np.ndarray) -> None:
+  if output.shape != reference.shape or output.ndim != 3 or output.shape[-1] != 3:
+    raise ValueError(f"expected two (H, W, 3) images of the same shape, got "
+                     f"{output.shape} and {reference.shape}")
+
+
+def ssim(output: np.ndarray, reference: np.ndarray) -> float:
+  """Structural similarity of two (H, W, 3) images in [0, 1]; 1 = identical."""
+  _check_pair(output, reference)
+  return float(skmetrics.structural_similarity(
+      np.asarray(reference, np.float64), np.asarray(output, np.float64),
+      data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+      use_sample_covariance=False))
+
+
+def psnr(output: np.ndarray, reference: np.ndarray) -> float:
+  """Peak signal-to-noise ratio in dB (peak 1.0); `inf` for identical images."""
+  _check_pair(output, reference)
+  mse = float(np.mean(np.square(np.asarray(output, np.float64)
+                                - np.asarray(reference, np.float64))))
+  return float("inf") if mse == 0.0 else float(10.0 * np.log10(1.0 / mse))
+
+
+def gram_cosine(a: jax.Array, b: jax.Array) -> jax.Array:
+  """Cosine similarity of two Gram matrices (..., C, C), flattened."""
+  a = a.reshape(a.shape[:-2] + (-1,))
+  b = b.reshape(b.shape[:-2] + (-1,))
+  dot = jnp.sum(a * b, axis=-1)
+  return dot / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(b, axis=-1) + 1e-12)
+
+
+def style_similarity(loss_net, output: np.ndarray, style_image: np.ndarray,
+                     layers: Sequence[str]) -> float:
+  """Mean over `layers` of the Gram cosine between output and style image.
+
+  The images may differ in size: Gram matrices are averaged over pixels.
+  """
+  layers = list(layers)
+  grams = lambda image: {k: losses.gram_matrix(v) for k, v in
+                         loss_net.features(jnp.asarray(image)[None], layers).items()}
+  out, ref = grams(output), grams(style_image)
+  return float(np.mean([gram_cosine(out[k], ref[k])[0] for k in layers]))

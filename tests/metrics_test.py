@@ -1,0 +1,82 @@
+"""Metrics against independent computations on known images."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import jaxstyle
+from jaxstyle import images as image_io
+from jaxstyle import metrics
+from jaxstyle.models import vgg
+
+
+def _ssim_reference(x, y, sigma=1.5, radius=5):
+  """Wang et al. 2004 in float64 with scipy's Gaussian filter, per channel."""
+  c1, c2 = 0.01 ** 2, 0.03 ** 2
+  blur = lambda a: ndimage.gaussian_filter(a, sigma, truncate=radius / sigma)
+  values = []
+  for ch in range(3):
+    a, b = x[..., ch].astype(np.float64), y[..., ch].astype(np.float64)
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a ** 2
+    var_b = blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
+         / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
+    # skimage drops the border where the window is incomplete.
+    values.append(s[radius:-radius, radius:-radius].mean())
+  return float(np.mean(values))
+
+
+@pytest.fixture(scope="module")
+def content():
+  image = image_io.load_image(jaxstyle.CONTENT_DIR + "/amber.jpg")
+  return image[:96, :128]
+
+
+def test_ssim_matches_independent_reference(content):
+  noisy = np.clip(content + np.random.default_rng(0).normal(0, 0.1, content.shape), 0, 1)
+  assert metrics.ssim(noisy, content) == pytest.approx(
+      _ssim_reference(noisy, content), abs=1e-6)
+
+
+def test_identical_images_give_ssim_one_and_infinite_psnr(content):
+  assert metrics.ssim(content, content) == pytest.approx(1.0, abs=1e-12)
+  assert metrics.psnr(content, content) == float("inf")
+
+
+def test_psnr_matches_formula_and_degradation_lowers_both(content):
+  rng = np.random.default_rng(1)
+  light = np.clip(content + rng.normal(0, 0.02, content.shape), 0, 1)
+  heavy = np.clip(content + rng.normal(0, 0.2, content.shape), 0, 1)
+  mse = np.mean((light.astype(np.float64) - content) ** 2)
+  assert metrics.psnr(light, content) == pytest.approx(-10 * np.log10(mse), rel=1e-9)
+  assert metrics.psnr(heavy, content) < metrics.psnr(light, content)
+  assert metrics.ssim(heavy, content) < metrics.ssim(light, content) < 1.0
+
+
+def test_mismatched_shapes_are_rejected(content):
+  with pytest.raises(ValueError, match="same shape"):
+    metrics.ssim(content[:50], content)
+
+
+def test_gram_cosine_matches_numpy():
+  rng = np.random.default_rng(2)
+  a, b = rng.normal(size=(2, 5, 5)), rng.normal(size=(2, 5, 5))
+  want = [np.dot(x.ravel(), y.ravel()) / np.linalg.norm(x) / np.linalg.norm(y)
+          for x, y in zip(a, b)]
+  np.testing.assert_allclose(metrics.gram_cosine(a, b), want, rtol=1e-5)
+
+
+def test_style_similarity_is_one_for_the_style_and_lower_for_content(content):
+  net = vgg.load_loss_network("vgg16", "hed")
+  style = image_io.load_image(jaxstyle.STYLES_DIR + "/mosaic.jpg")[:96, :96]
+  layers = ["relu1_2", "relu2_2", "relu3_3"]
+  assert metrics.style_similarity(net, style, style, layers) == pytest.approx(1.0, abs=1e-5)
+  # Gram matrices are per-pixel averages: a differently sized crop of the
+  # same texture stays close, the photo is further away.
+  other = metrics.style_similarity(net, content, style, layers)
+  assert other < metrics.style_similarity(
+      net, image_io.load_image(jaxstyle.STYLES_DIR + "/mosaic.jpg")[100:180, 100:200],
+      style, layers)
+  assert other < 0.99
