@@ -20,7 +20,12 @@ class _QuietLibraries:
   def filter(self, record) -> bool:
     noisy = any(f"/{lib}/" in record.pathname
                 for lib in ("orbax", "tensorflow_datasets", "jax/_src"))
-    return record.levelno >= 30 or not noisy  # 30: Python logging.WARNING
+    # Orbax warns that a read-only manager (how inference opens a workdir)
+    # will not save: expected, so dropped too.
+    message = record.getMessage()
+    read_only = "/orbax/" in record.pathname and ("read_only" in message
+                                                  or "read only" in message)
+    return (record.levelno >= 30 and not read_only) or not noisy  # 30: WARNING
 
 
 def quiet_library_logs() -> None:

@@ -22,15 +22,6 @@ from jaxstyle import checkpointing
 from jaxstyle import images
 from jaxstyle import models
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints).")
-flags.DEFINE_multi_string("input", None, "Image files or folders (repeatable; "
-                          "extra positional arguments are inputs too).")
-flags.DEFINE_string("output", None, "Folder for the stylized PNGs.")
-flags.DEFINE_integer("max_size", None, "Downscale inputs so the long side is at most this.")
-flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
-flags.mark_flags_as_required(["workdir", "input", "output"])
-
 
 def load_stylizer(workdir: str, step: int | None = None):
   """Returns (apply_fn for one HxWx3 image in [0,1], size multiple, metadata)."""
@@ -43,7 +34,18 @@ def load_stylizer(workdir: str, step: int | None = None):
           model.size_multiple, meta)
 
 
+def define_flags() -> None:
+  flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints).")
+  flags.DEFINE_multi_string("input", None, "Image files or folders (repeatable; "
+                            "extra positional arguments are inputs too).")
+  flags.DEFINE_string("output", None, "Folder for the stylized PNGs.")
+  flags.DEFINE_integer("max_size", None, "Downscale inputs so the long side is at most this.")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+  flags.mark_flags_as_required(["workdir", "input", "output"])
+
+
 def main(argv):
+  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   checkpointing.quiet_library_logs()
   inputs = list(FLAGS.input) + list(argv[1:])
   apply_fn, multiple, meta = load_stylizer(FLAGS.workdir, FLAGS.step)
@@ -57,4 +59,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -33,6 +33,7 @@ import tqdm
 
 import jaxstyle
 from jaxstyle import checkpointing
+from jaxstyle import distributed
 from jaxstyle import images as image_io
 from jaxstyle import input_pipeline
 from jaxstyle import losses
@@ -308,6 +309,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                        disable=not is_chief, desc="train", unit="step",
                        dynamic_ncols=True)
   last_log_time, last_log_step = time.time(), start_step
+  # Steady-state step time: log intervals after the first (which compiles),
+  # without the eval work done between them.
+  timed_steps, timed_seconds = 0, 0.0
   metrics = None
   for step in range(start_step + 1, config.num_train_steps + 1):
     batch = next(batches)
@@ -325,6 +329,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             "Lower config.optimizer.learning_rate or set config.optimizer.grad_clip_norm.")
       elapsed = time.time() - last_log_time
       steps_done = step - last_log_step
+      if last_log_step > start_step:
+        timed_steps, timed_seconds = timed_steps + steps_done, timed_seconds + elapsed
       last_log_time, last_log_step = time.time(), step
       step_time = elapsed / max(steps_done, 1)
       progress.set_postfix(loss=f"{metrics['loss']:.4f}",
@@ -337,6 +343,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         writer.scalar("perf/step_time_s", step_time, step)
         writer.scalar("perf/images_per_s", config.batch_size / step_time, step)
     if step % config.image_every_steps == 0 or is_last:
+      eval_start = time.time()
       eval_metrics, stylized = trainer.evaluate(state.params, eval_images)
       if writer is not None:
         for key, value in eval_metrics.items():
@@ -344,6 +351,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         for name, c, s in zip(names, contents, stylized):
           writer.image(f"eval/{name}", np.concatenate([c, s], axis=1)[None], step)
         writer.flush()
+      last_log_time += time.time() - eval_start
     checkpointing.save(manager, step, state, dict(meta, step=step), force=is_last)
   progress.close()
   manager.wait_until_finished()
@@ -362,6 +370,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "steps": int(state.step),
         "resumed_from_step": start_step,
         "wall_time_s": time.time() - wall_start,
+        "step_time_s": timed_seconds / timed_steps if timed_steps else None,
         "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "vgg": trainer.loss_net.description,
         "devices": jax.device_count(),
@@ -375,44 +384,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   return state
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs.")
-config_flags.DEFINE_config_file(
-    "config", None, "Training configuration file (configs/*.py).", lock_config=True)
-flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (one "
-                  "process per host). Without the flags below JAX detects the "
-                  "cluster itself: TPU pod slices, SLURM, Open MPI, Kubernetes.")
-flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for "
-                    "clusters JAX does not detect (implies --multihost).")
-flags.DEFINE_integer("num_processes", None, "Total number of processes.")
-flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes-1.")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
-def initialize_distributed() -> None:
-  """Joins the processes of a multi-host run into one JAX runtime.
-
-  Every process runs the same command; JAX then sees the devices of all hosts
-  and the jitted step spans them. CPU-only runs need gloo for the collectives.
-  """
-  explicit = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  if not FLAGS.multihost and all(v is None for v in explicit):
-    return
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
-                             num_processes=FLAGS.num_processes,
-                             process_id=FLAGS.process_id)
+def define_flags() -> None:
+  flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs.")
+  config_flags.DEFINE_config_file(
+      "config", None, "Training configuration file (configs/*.py).", lock_config=True)
+  distributed.define_flags()
+  flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   checkpointing.quiet_library_logs()
-  initialize_distributed()
+  distributed.initialize()
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(),
                jax.process_count(), jax.devices())
-  train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
