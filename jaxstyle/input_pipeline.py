@@ -1,9 +1,14 @@
 """Content-image input pipeline: random S x S crops from TFDS or a folder.
 
-Every element's randomness (shuffle order, crop offset) depends only on the
-seed and the element's position in the stream. Resuming at step `k` therefore
-skips `k * local_batch` still-encoded images and continues with exactly the
-batches an uninterrupted run would have produced.
+Every element's randomness (shuffle order, crop, augmentation) depends only on
+the seed and the element's position in the stream. Resuming at step `k`
+therefore skips `k` batches of still-encoded images (file paths, for folders)
+and continues with exactly the batches an uninterrupted run would have
+produced.
+
+Folder sources are also independent of the process count: every process
+builds the same global stream and keeps its slice of each global batch, so
+global batch `k` holds the same images for 1 or N processes.
 """
 
 import concurrent.futures
@@ -16,6 +21,8 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from jaxstyle import augment
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Formats `tf.io.decode_image` can read (as named by PIL).
@@ -69,14 +76,16 @@ def _is_decodable(path: str) -> bool:
     return False
 
 
-def _folder_images(folder: str, seed: int) -> tf.data.Dataset:
-  """Encoded images of this process's shard of `folder`, shuffled forever.
+def _folder_paths(folder: str, seed: int) -> tf.data.Dataset:
+  """Paths of all readable images under `folder`, shuffled forever.
 
-  Files whose header isn't a decodable image are dropped here, with a
-  warning, before positions are assigned, so they don't disturb resume. Files
-  that pass the header check but fail to decode (e.g. truncated JPEGs) are
-  dropped later by `ignore_errors`; each such file seen before a resume point
-  shifts the resumed stream by one image, which we accept over crashing.
+  The same stream on every process (each process checks every header, so all
+  agree on the list). Files whose header isn't a decodable image are dropped
+  here, with a warning, before positions are assigned, so they don't disturb
+  resume. Files that pass the header check but fail to decode (e.g. truncated
+  JPEGs) are dropped later by `ignore_errors`; each such file seen before a
+  resume point shifts that process's resumed stream by one image, which we
+  accept over crashing.
   """
   folder = os.path.expanduser(folder)
   files = list_image_files(folder)
@@ -84,24 +93,24 @@ def _folder_images(folder: str, seed: int) -> tf.data.Dataset:
     raise FileNotFoundError(
         f'No images ({", ".join(IMAGE_EXTENSIONS)}) found under {folder!r}.'
     )
-  files = files[jax.process_index()::jax.process_count()]
   with concurrent.futures.ThreadPoolExecutor(16) as pool:
     good = [f for f, ok in zip(files, pool.map(_is_decodable, files)) if ok]
   for f in sorted(set(files) - set(good)):
     logging.warning("Skipping unreadable image file %s", f)
   if not good:
-    raise FileNotFoundError(
-        f"No readable images under {folder!r} for process "
-        f"{jax.process_index()} of {jax.process_count()}."
-    )
+    raise FileNotFoundError(f"No readable images under {folder!r}.")
   ds = tf.data.Dataset.from_tensor_slices(good)
   # A full reshuffle each epoch: the list is small and sorted files cluster.
   ds = ds.shuffle(len(good), seed=seed, reshuffle_each_iteration=True)
-  return ds.repeat().map(tf.io.read_file)
+  return ds.repeat()
 
 
 def _tfds_images(data_config, seed: int) -> tf.data.Dataset:
-  """Encoded images of this process's part of a TFDS split, shuffled forever."""
+  """Encoded images of this process's part of a TFDS split, shuffled forever.
+
+  Split by `tfds.split_for_jax_process`, so which images a global batch holds
+  depends on the process count (unlike folder sources).
+  """
   name, data_dir = data_config.source, data_config.get("data_dir")
   download = data_config.get("download", False)
   builder = tfds.builder(name, data_dir=data_dir)
@@ -134,8 +143,14 @@ def _tfds_images(data_config, seed: int) -> tf.data.Dataset:
   return ds.shuffle(data_config.shuffle_buffer, seed=seed)
 
 
-def _decode_and_crop(encoded, index, *, seed, image_size, resize_min):
-  """Decodes to RGB, resizes the short side, takes a seeded random crop."""
+def _decode_and_crop(encoded, index, *, seed, image_size, resize_min,
+                     augment_cfg: augment.AugmentConfig):
+  """Decodes to RGB, resizes the short side, takes a seeded random crop.
+
+  With `augment_cfg` off this is the plain random crop; crop_scale (1, 1) and
+  rotate_degrees 0 keep exactly that crop (and its draw), so only hflip is
+  added on top.
+  """
   image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
   shape = tf.shape(image)
   height, width = shape[0], shape[1]
@@ -150,11 +165,43 @@ def _decode_and_crop(encoded, index, *, seed, image_size, resize_min):
       lambda: image,
       lambda: tf.image.resize(image, new_size, antialias=True),
   )
-  crop_seed = tf.stack([tf.constant(seed, tf.int64), index])
-  image = tf.image.stateless_random_crop(
-      image, [image_size, image_size, 3], seed=crop_seed
-  )
+  if augment_cfg.plain_crop:
+    crop_seed = tf.stack([tf.constant(seed, tf.int64), index])
+    image = tf.image.stateless_random_crop(
+        image, [image_size, image_size, 3], seed=crop_seed
+    )
+  else:
+    transform = augment.sample_transform(
+        tf.shape(image)[:2], index, seed=seed, image_size=image_size,
+        cfg=augment_cfg,
+    )
+    image = augment.rotated_crop(image, transform, image_size)
+  if augment_cfg.hflip:
+    image = augment.random_flip(image, index, seed=seed)
   return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+
+def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
+  """Fails at start, naming the key, for values the pipeline cannot use.
+
+  `config.data.augment` may be missing, or miss keys (configs saved before it
+  existed): those augmentations are off.
+
+  Raises:
+    ValueError: naming `config.data.<key>` or `config.data.augment.<key>`.
+  """
+  image_size = data_config.get("image_size")
+  if (isinstance(image_size, bool) or not isinstance(image_size, int)
+      or image_size <= 0):
+    raise ValueError(
+        f"config.data.image_size={image_size!r} must be a positive integer")
+  resize_min = data_config.get("resize_min") or 0
+  if isinstance(resize_min, bool) or not isinstance(resize_min, int) or resize_min < 0:
+    raise ValueError(
+        f"config.data.resize_min={resize_min!r} must be an integer >= 0 (the "
+        "short side images are resized to before cropping, at least "
+        "image_size; 0: keep each image's size)")
+  augment.parse_config(data_config.get("augment"))
 
 
 def create_train_dataset(
@@ -169,42 +216,58 @@ def create_train_dataset(
   Args:
     data_config: `source` ('coco/2017' or 'folder:/dir'), `split`, `data_dir`,
       `download`, `image_size`, `shuffle_buffer`, `resize_min`, optionally
-      `num_parallel_calls` and `num_threads`.
+      `augment` (crop_scale, hflip, rotate_degrees), `num_parallel_calls` and
+      `num_threads`.
     global_batch_size: batch size summed over all processes.
-    seed: fixes shuffle order and crops.
+    seed: fixes shuffle order, crops and augmentation.
     start_step: first step to produce; resuming at `k` yields the batches that
       steps k, k+1, ... of an uninterrupted run would get.
 
   Returns:
     Iterator of float32 arrays (global_batch_size // process_count, S, S, 3)
-    with RGB values in [0, 1], S = data_config.image_size.
+    with RGB values in [0, 1], S = data_config.image_size. For folder sources,
+    process p's batch is rows [p * local, (p + 1) * local) of the global batch
+    a single process would produce.
   """
+  validate_data_config(data_config)
+  augment_cfg = augment.parse_config(data_config.get("augment"))
   _configure_tensorflow()
-  if global_batch_size % jax.process_count():
+  process, num_processes = jax.process_index(), jax.process_count()
+  if global_batch_size % num_processes:
     raise ValueError(
         f"global_batch_size={global_batch_size} is not divisible by "
-        f"jax.process_count()={jax.process_count()}."
+        f"jax.process_count()={num_processes}."
     )
-  local_batch = global_batch_size // jax.process_count()
+  local_batch = global_batch_size // num_processes
 
   source = data_config.source
+  # Positions are fixed here, before any reading/decoding, so skipping is cheap.
   if source.startswith(FOLDER_PREFIX):
-    ds = _folder_images(source[len(FOLDER_PREFIX):], seed)
+    ds = _folder_paths(source[len(FOLDER_PREFIX):], seed)
+    # Global positions; keep this process's slice of each global batch.
+    ds = ds.enumerate().skip(start_step * global_batch_size)
+    ds = ds.filter(
+        lambda i, _: (i % global_batch_size) // local_batch == process)
+    read = lambda index, path: (index, tf.io.read_file(path))
   else:
     ds = _tfds_images(data_config, seed)
+    ds = ds.enumerate().skip(start_step * local_batch)
+    read = lambda index, encoded: (index, encoded)
 
-  # Positions are fixed here, before any decoding, so skipping is cheap.
-  ds = ds.enumerate().skip(start_step * local_batch)
-  decode = lambda index, encoded: _decode_and_crop(
-      encoded, index,
-      seed=seed,
-      image_size=data_config.image_size,
-      resize_min=data_config.get("resize_min") or 0,
-  )
+  def decode(index, encoded_or_path):
+    index, encoded = read(index, encoded_or_path)
+    return _decode_and_crop(
+        encoded, index,
+        seed=seed,
+        image_size=data_config.image_size,
+        resize_min=data_config.get("resize_min") or 0,
+        augment_cfg=augment_cfg,
+    )
+
   parallel = data_config.get("num_parallel_calls") or tf.data.AUTOTUNE
   ds = ds.map(decode, num_parallel_calls=parallel)
   if source.startswith(FOLDER_PREFIX):
-    ds = ds.ignore_errors(log_warning=True)  # See `_folder_images`.
+    ds = ds.ignore_errors(log_warning=True)  # See `_folder_paths`.
   ds = ds.batch(local_batch, drop_remainder=True)
   ds = ds.prefetch(tf.data.AUTOTUNE)
   ds = ds.with_options(_dataset_options(data_config))

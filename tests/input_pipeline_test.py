@@ -5,6 +5,7 @@ import io
 import os
 import pathlib
 
+import jax
 import ml_collections
 import numpy as np
 from PIL import Image
@@ -109,6 +110,17 @@ def _write_folder(root):
   (root / "truncated.jpg").write_bytes(data[:len(data) // 2])  # Valid header.
 
 
+def test_coco_augmented_resume(coco_data_dir):
+  config = _config("coco/2017", coco_data_dir, augment=dict(
+      crop_scale=(0.5, 1.0), hflip=True, rotate_degrees=10.0))
+  fresh = _take(config, 5)
+  resumed = _take(config, 2, start_step=3)
+  np.testing.assert_array_equal(resumed[0], fresh[3])
+  np.testing.assert_array_equal(resumed[1], fresh[4])
+  plain = _take(_config("coco/2017", coco_data_dir), 5)
+  assert not any(np.array_equal(a, b) for a, b in zip(fresh, plain))
+
+
 def test_folder_source_skips_bad_files(tmp_path):
   _write_folder(tmp_path)
   files = input_pipeline.list_image_files(str(tmp_path))
@@ -148,3 +160,35 @@ def test_unprepared_tfds_dataset_error(tmp_path):
   assert "coco/2017" in message and str(tmp_path) in message
   assert "prepare_offline_coco.py" in message
   assert "download=True" in message
+
+
+def _take_as_process(monkeypatch, config, n, *, process, count, start_step=0):
+  """Batches process `process` of `count` gets (only the process id is faked)."""
+  monkeypatch.setattr(jax, "process_index", lambda: process)
+  monkeypatch.setattr(jax, "process_count", lambda: count)
+  return _take(config, n, seed=7, start_step=start_step)
+
+
+@pytest.mark.parametrize("augment", [None, dict(crop_scale=(0.5, 1.0),
+                                                hflip=True, rotate_degrees=10.0)])
+def test_folder_global_batches_do_not_depend_on_process_count(
+    tmp_path, monkeypatch, augment):
+  _write_folder(tmp_path)
+  os.remove(tmp_path / "truncated.jpg")  # Decode failures shift one process.
+  config = _config(f"folder:{tmp_path}", **({"augment": augment} if augment else {}))
+  # 12 readable files, global batch 4: 7 steps cross two epoch boundaries.
+  single = _take_as_process(monkeypatch, config, 7, process=0, count=1)
+  for count in (2, 4):
+    parts = [_take_as_process(monkeypatch, config, 7, process=p, count=count)
+             for p in range(count)]
+    for step, batch in enumerate(single):
+      assert all(part[step].shape[0] == BATCH // count for part in parts)
+      np.testing.assert_array_equal(
+          np.concatenate([part[step] for part in parts]), batch,
+          err_msg=f"{count} processes, step {step}")
+  # A run resumed at step 4 on two processes continues the one-process order.
+  resumed = [_take_as_process(monkeypatch, config, 3, process=p, count=2,
+                              start_step=4) for p in range(2)]
+  for step in range(3):
+    np.testing.assert_array_equal(
+        np.concatenate([part[step] for part in resumed]), single[4 + step])
