@@ -38,6 +38,7 @@ from jaxstyle import images as image_io
 from jaxstyle import input_pipeline
 from jaxstyle import losses
 from jaxstyle import models
+from jaxstyle import style_perturbation
 from jaxstyle.models import vgg
 
 
@@ -110,40 +111,79 @@ def style_and_content_layers(loss_cfg) -> tuple[dict, dict]:
   return dict(loss_cfg.style_layers), dict(loss_cfg.content_layers)
 
 
+def local_style_layers(loss_cfg) -> dict:
+  """Layers of the local (patch) style loss; none when its weight is 0."""
+  if not loss_cfg.get("local_style_weight", 0.0):
+    return {}
+  return dict(loss_cfg.local_style_layers)
+
+
+def style_targets(loss_net, style_images, loss_cfg) -> dict[str, Any]:
+  """What the style terms compare against, from (1, H, W, 3) style images.
+
+  {'grams': {layer: (1, C, C)}, 'local': patch targets (only with a local
+  loss)}. Computed once, or per step / per bank entry for style perturbation.
+  """
+  style_layers, _ = style_and_content_layers(loss_cfg)
+  local_layers = local_style_layers(loss_cfg)
+  feats = loss_net.features(style_images, sorted(set(style_layers) | set(local_layers)))
+  targets = {"grams": {k: losses.gram_matrix(feats[k]) for k in style_layers}}
+  if local_layers:
+    targets["local"] = losses.local_style_targets(
+        {k: feats[k] for k in local_layers}, local_layers,
+        loss_cfg.local_patch_size, loss_cfg.local_patch_stride)
+  return targets
+
+
 # ----------------------------------------------------------------------------
 # The loss and the step.
 
 
-def compute_losses(params, batch, style_grams, loss_net, *, model, loss_cfg
+def compute_losses(params, batch, targets, loss_net, *, model, loss_cfg
                    ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Total loss and its terms for a batch of content images in [0, 1]."""
   stylized = model.apply({"params": params}, batch)
-  return perceptual_losses(stylized, batch, style_grams, loss_net, loss_cfg)
+  return perceptual_losses(stylized, batch, targets, loss_net, loss_cfg)
 
 
-def perceptual_losses(stylized, batch, style_grams, loss_net, loss_cfg
+def perceptual_losses(stylized, batch, targets, loss_net, loss_cfg
                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Weighted content + style + TV loss of `stylized` versions of `batch`."""
+  """Weighted content + style (global, local) + TV loss of `stylized` `batch`.
+
+  `targets` comes from `style_targets`.
+  """
   style_layers, content_layers = style_and_content_layers(loss_cfg)
-  feats = loss_net.features(stylized, sorted(set(style_layers) | set(content_layers)))
+  local_layers = local_style_layers(loss_cfg)
+  feats = loss_net.features(
+      stylized, sorted(set(style_layers) | set(content_layers) | set(local_layers)))
   # Content targets only need VGG up to the deepest content layer (relu2_2 by
   # default): a third of the VGG cost of the stylized images.
-  targets = jax.lax.stop_gradient(loss_net.features(batch, list(content_layers)))
-  content = losses.content_loss(feats, targets, content_layers)
-  style_terms = losses.style_loss(feats, style_grams, style_layers)
+  content_targets = jax.lax.stop_gradient(loss_net.features(batch, list(content_layers)))
+  content = losses.content_loss(feats, content_targets, content_layers)
+  style_terms = losses.style_loss(feats, targets["grams"], style_layers)
   style = sum(style_terms.values())
   tv = losses.total_variation(stylized)
   total = (loss_cfg.content_weight * content + loss_cfg.style_weight * style
            + loss_cfg.tv_weight * tv)
-  metrics = {"loss": total, "content_loss": content, "style_loss": style,
-             "tv_loss": tv}
+  metrics = {"content_loss": content, "style_loss": style, "tv_loss": tv}
   metrics.update({f"style_loss/{k}": v for k, v in style_terms.items()})
+  if local_layers:
+    local_terms = losses.local_style_loss(feats, targets["local"], local_layers,
+                                          loss_cfg.local_patch_size)
+    local = sum(local_terms.values())
+    total = total + loss_cfg.local_style_weight * local
+    metrics["local_style_loss"] = local
+    metrics.update({f"local_style_loss/{k}": v for k, v in local_terms.items()})
+  metrics["loss"] = total
   return total, metrics
 
 
-def train_step(state: TrainState, batch, style_grams, loss_net, *, loss_fn):
+def train_step(state: TrainState, batch, style_image, precomputed_targets,
+               loss_net, *, loss_fn, targets_fn):
+  """One SGD step; the style targets of this step come from `targets_fn`."""
+  targets = targets_fn(state.step, loss_net, style_image, precomputed_targets)
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-  (_, metrics), grads = grad_fn(state.params, batch, style_grams, loss_net)
+  (_, metrics), grads = grad_fn(state.params, batch, targets, loss_net)
   metrics["grad_norm"] = optax.global_norm(grads)
   return state.apply_gradients(grads=grads), metrics
 
@@ -179,19 +219,36 @@ class Trainer:
     self.style_path = resolve_style_path(config.style.image)
     self.style_image = resize_short_side(image_io.load_image(self.style_path),
                                          config.style.size)
-    style_layers, _ = style_and_content_layers(config.loss)
-    # Gram targets of the style image: computed once, passed to every step.
-    grams_fn = jax.jit(lambda net, s: {
-        k: losses.gram_matrix(v) for k, v in net.features(s, list(style_layers)).items()})
-    self.style_grams = jax.device_put(
-        grams_fn(self.loss_net, self.style_image[None]), self.replicated)
+    # Targets of the unperturbed style image: for evaluation, and for
+    # training when perturbation is off.
+    target_fn = functools.partial(style_targets, loss_cfg=config.loss)
+    self.style_targets = jax.device_put(
+        jax.jit(target_fn)(self.loss_net, self.style_image[None]), self.replicated)
+    # Style perturbation: the step's targets are drawn from a bank built
+    # once ('bank'), or computed in the step from a perturbed copy of the
+    # image ('per_step'); 'none' uses the fixed targets.
+    perturb = style_perturbation.validate_perturb_config(config.style.get("perturb"))
+    if perturb.mode == "none":
+      self.precomputed_targets = self.style_targets
+    else:
+      self.precomputed_targets = jax.device_put(
+          style_perturbation.precompute_targets(
+              target_fn, self.loss_net, self.style_image, perturb, config.seed),
+          self.replicated)
+    self.style_image_device = self.replicate(self.style_image)
+
+    def targets_fn(step, loss_net, style_image, precomputed):
+      return style_perturbation.targets_for_step(
+          style_perturbation.step_key(config.seed, step), perturb,
+          target_fn=target_fn, loss_net=loss_net, style_image=style_image,
+          precomputed=precomputed)
 
     loss_fn = functools.partial(
         compute_losses, model=self.model, loss_cfg=config.loss)
     self.train_step = jax.jit(
-        lambda s, b, g, v: train_step(s, b, g, v, loss_fn=loss_fn),
+        functools.partial(train_step, loss_fn=loss_fn, targets_fn=targets_fn),
         in_shardings=(self.replicated, self.data_sharding, self.replicated,
-                      self.replicated),
+                      self.replicated, self.replicated),
         out_shardings=(self.replicated, self.replicated),
         donate_argnums=(0,))
     self.eval_fn = jax.jit(self._eval_one)
@@ -204,9 +261,9 @@ class Trainer:
     return jax.jit(init, out_shardings=self.replicated)(
         jax.random.key(self.config.seed))
 
-  def _eval_one(self, params, image, style_grams, loss_net):
+  def _eval_one(self, params, image, targets, loss_net):
     stylized = self.model.apply({"params": params}, image[None])
-    _, metrics = perceptual_losses(stylized, image[None], style_grams, loss_net,
+    _, metrics = perceptual_losses(stylized, image[None], targets, loss_net,
                                    self.config.loss)
     return stylized[0], metrics
 
@@ -215,7 +272,7 @@ class Trainer:
     outputs, per_image = [], []
     for _, image in eval_images:
       stylized, metrics = self.eval_fn(params, self.replicate(image),
-                                       self.style_grams, self.loss_net)
+                                       self.style_targets, self.loss_net)
       outputs.append(np.asarray(stylized))
       per_image.append(jax.device_get(metrics))
     mean = {k: float(np.mean([m[k] for m in per_image])) for k in per_image[0]}
@@ -240,12 +297,20 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for key in ("content_weight", "style_weight", "tv_weight"):
     if config.loss[key] < 0:
       raise ValueError(f"config.loss.{key}={config.loss[key]} must be >= 0")
-  for group in ("style_layers", "content_layers"):
-    for layer, w in config.loss[group].items():
+  for group in ("style_layers", "content_layers", "local_style_layers"):
+    for layer, w in config.loss.get(group, {}).items():
       if w < 0:
         raise ValueError(f"config.loss.{group}.{layer}={w} must be >= 0")
+  if config.loss.get("local_style_weight", 0.0) < 0:
+    raise ValueError(f"config.loss.local_style_weight="
+                     f"{config.loss.local_style_weight} must be >= 0")
+  for key in ("local_patch_size", "local_patch_stride"):
+    if key in config.loss and config.loss[key] < 1:
+      raise ValueError(f"config.loss.{key}={config.loss[key]} must be >= 1")
   if config.num_train_steps <= 0:
     raise ValueError("config.num_train_steps must be > 0")
+  input_pipeline.validate_data_config(config.data)
+  style_perturbation.validate_perturb_config(config.style.get("perturb"))
 
 
 def save_gallery(folder: str, names, contents, stylized) -> str:
@@ -316,8 +381,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   for step in range(start_step + 1, config.num_train_steps + 1):
     batch = next(batches)
     assert batch.shape[0] == local_batch, batch.shape
-    state, metrics = trainer.train_step(state, trainer.global_batch(batch),
-                                        trainer.style_grams, trainer.loss_net)
+    state, metrics = trainer.train_step(
+        state, trainer.global_batch(batch), trainer.style_image_device,
+        trainer.precomputed_targets, trainer.loss_net)
     progress.update(1)
     is_last = step == config.num_train_steps
     if step % config.log_every_steps == 0 or is_last or step % config.checkpoint_every_steps == 0:
