@@ -5,10 +5,12 @@ import dataclasses
 import flax.linen as nn
 import ml_collections
 
+from jaxstyle.models.transformer_net import TransformerNet
 from jaxstyle.models.unet import UNet
 
 MODELS: dict[str, type[nn.Module]] = {
     "unet": UNet,
+    "transformer_net": TransformerNet,
 }
 
 
