@@ -432,6 +432,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "content_loss_final": final["content_loss"],
         "tv_loss_initial": initial["tv_loss"],
         "tv_loss_final": final["tv_loss"],
+        "local_style_loss_initial": initial.get("local_style_loss"),
+        "local_style_loss_final": final.get("local_style_loss"),
         "eval_images": names,
         "steps": int(state.step),
         "resumed_from_step": start_step,
