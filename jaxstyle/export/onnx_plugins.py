@@ -1,0 +1,113 @@
+"""jax2onnx lowerings for jaxstyle's reflect padding and nearest upsampling.
+
+Without them jax2onnx traces `jnp.pad(mode='reflect')` into slices, reversals
+and `Range` chains (which also need the image size known at trace time), and
+broadcast+reshape upsampling into `Expand`/`Reshape` with computed shapes.
+While `to_onnx` traces, each plugin swaps the function in
+`jaxstyle.models.layers` for a primitive that becomes one ONNX op: `Pad` with
+mode 'reflect' and `Resize` (nearest, integer scales). Outside export the
+primitives evaluate with the layers' own code, so a traced function still runs.
+"""
+
+import jax
+from jax.extend.core import Primitive
+from jax.interpreters import mlir
+import numpy as np
+
+from jax2onnx.plugins._patching import MonkeyPatchSpec
+from jax2onnx.plugins.plugin_system import PrimitiveLeafPlugin, register_primitive
+
+from jaxstyle.models import layers
+
+_LAYERS = "jaxstyle.models.layers"
+
+reflect_pad_p = Primitive("jaxstyle_reflect_pad")
+upsample_nearest_p = Primitive("jaxstyle_upsample_nearest")
+
+
+def _reflect_pad_impl(x, *, pad):
+  return jax.numpy.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+def _upsample_impl(x, *, factor):
+  b, h, w, c = x.shape
+  x = jax.numpy.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
+  return x.reshape(b, h * factor, w * factor, c)
+
+
+for _prim, _impl in ((reflect_pad_p, _reflect_pad_impl), (upsample_nearest_p, _upsample_impl)):
+  _prim.def_impl(_impl)
+  mlir.register_lowering(_prim, mlir.lower_fun(_impl, multiple_results=False))
+
+
+def _bind_output(ctx, eqn, value):
+  spec = ctx.get_value_for_var(eqn.outvars[0])
+  value.type, value.shape = spec.type, spec.shape
+  ctx.bind_value_for_var(eqn.outvars[0], value)
+
+
+def _constant(ctx, name, array):
+  return ctx.builder.add_initializer_from_array(name=ctx.fresh_name(name), array=array)
+
+
+@register_primitive(jaxpr_primitive=reflect_pad_p.name, since="jaxstyle",
+                    context="primitives.jaxstyle", component="reflect_pad",
+                    onnx=[{"component": "Pad"}], testcases=[])
+class ReflectPadPlugin(PrimitiveLeafPlugin):
+  """`layers.reflect_pad(x, p)` (NHWC, H and W) → ONNX `Pad(mode='reflect')`."""
+  _PRIM = reflect_pad_p
+
+  @staticmethod
+  def abstract_eval(x, *, pad):
+    b, h, w, c = x.shape
+    return jax.core.ShapedArray((b, h + 2 * pad, w + 2 * pad, c), x.dtype)
+
+  def lower(self, ctx, eqn):
+    p = eqn.params["pad"]
+    x = ctx.get_value_for_var(eqn.invars[0])
+    pads = _constant(ctx, "reflect_pads", np.array([0, p, p, 0, 0, p, p, 0], np.int64))
+    _bind_output(ctx, eqn, ctx.builder.Pad(x, pads, mode="reflect",
+                                           _outputs=[ctx.fresh_name("reflect_pad")]))
+
+  @classmethod
+  def binding_specs(cls):
+    def make(orig):
+      del orig
+      return lambda x, pad: x if pad == 0 else reflect_pad_p.bind(x, pad=int(pad))
+    return [MonkeyPatchSpec(_LAYERS, "reflect_pad", make)]
+
+
+@register_primitive(jaxpr_primitive=upsample_nearest_p.name, since="jaxstyle",
+                    context="primitives.jaxstyle", component="upsample_nearest",
+                    onnx=[{"component": "Resize"}], testcases=[])
+class UpsampleNearestPlugin(PrimitiveLeafPlugin):
+  """`layers.upsample_nearest(x, f)` (NHWC) → ONNX `Resize` (nearest, scales 1,f,f,1)."""
+  _PRIM = upsample_nearest_p
+
+  @staticmethod
+  def abstract_eval(x, *, factor):
+    b, h, w, c = x.shape
+    return jax.core.ShapedArray((b, h * factor, w * factor, c), x.dtype)
+
+  def lower(self, ctx, eqn):
+    f = float(eqn.params["factor"])
+    x = ctx.get_value_for_var(eqn.invars[0])
+    roi = _constant(ctx, "resize_roi", np.zeros((0,), np.float32))
+    scales = _constant(ctx, "resize_scales", np.array([1, f, f, 1], np.float32))
+    _bind_output(ctx, eqn, ctx.builder.Resize(
+        x, roi, scales, mode="nearest", coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor", _outputs=[ctx.fresh_name("upsample_nearest")]))
+
+  @classmethod
+  def binding_specs(cls):
+    def make(orig):
+      del orig
+      return lambda x, factor=2: upsample_nearest_p.bind(x, factor=int(factor))
+    return [MonkeyPatchSpec(_LAYERS, "upsample_nearest", make)]
+
+
+# The patches replace these names; a rename in layers.py must fail here, not
+# silently export the slow form.
+for _name in ("reflect_pad", "upsample_nearest"):
+  if not callable(getattr(layers, _name, None)):
+    raise ImportError(f"jaxstyle.models.layers.{_name} is gone: update jaxstyle/export/onnx_plugins.py")

@@ -1,0 +1,273 @@
+"""Export to ONNX, Core ML and TF SavedModel, each checked against JAX.
+
+A tiny model is trained once (subprocess, seconds); the CLI exports it to all
+three formats and verifies the saved artifacts (Core ML through the numpy MIL
+interpreter, up to 2048×2048). Other tests prove the checks can fail and that
+a failed export leaves nothing in place of the artifact.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STYLES = "folder:" + os.path.join(REPO, "jaxstyle", "assets", "styles")
+SMALL = "64,128x192,256"
+
+
+def _env():
+  env = dict(os.environ)
+  env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+  return env
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("tiny")
+  proc = subprocess.run(
+      [sys.executable, "-m", "jaxstyle.train", "--config", os.path.join(REPO, "configs", "tiny.py"),
+       "--workdir", str(workdir), f"--config.data.source={STYLES}"],
+      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def exported(workdir, tmp_path_factory):
+  """The CLI, all formats; Core ML fp16 verified at 64², 128×192 and 2048²."""
+  out = tmp_path_factory.mktemp("export")
+  proc = subprocess.run(
+      [sys.executable, "-m", "jaxstyle.export", "--workdir", str(workdir), "--out", str(out),
+       "--formats", "coreml,onnx,savedmodel", "--onnx_sizes", SMALL,
+       "--savedmodel_sizes", SMALL, "--coreml_sizes", "64,128x192,2048", "--name", "tiny"],
+      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(out / "tiny.export.json") as f:
+    return out, json.load(f)
+
+
+@pytest.fixture(scope="module")
+def model(workdir):
+  from jaxstyle.export import model as model_lib
+  return model_lib.load(str(workdir))
+
+
+def test_every_format_verified_within_tolerance(exported):
+  out, report = exported
+  tolerances = {"onnx": 1e-4, "savedmodel": 1e-4, "coreml": 1e-2}
+  for fmt, tol in tolerances.items():
+    info = report["formats"][fmt]
+    assert os.path.exists(info["path"]), fmt
+    assert len(info["verified"]) == 3, fmt
+    for check in info["verified"]:
+      assert 0 <= check["max_abs_error"] <= tol, (fmt, check)
+  assert [c["size"] for c in report["formats"]["coreml"]["verified"]][-1] == [2048, 2048]
+  assert report["formats"]["onnx"]["verified"][0]["batch"] == 2
+  # Leftovers of write-then-rename would be hidden staging folders.
+  assert not [p for p in os.listdir(out) if p.startswith(".")]
+
+
+def test_onnx_graph_is_dynamic_nchw_with_native_ops(exported):
+  import onnx
+  out, report = exported
+  proto = onnx.load(str(out / "tiny.onnx"))
+  dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+          for v in (proto.graph.input[0], proto.graph.output[0])]
+  assert dims == [["batch", "height", "width", 3]] * 2
+  ops = report["formats"]["onnx"]["ops"]
+  assert ops["Pad"] == 8 and ops["InstanceNormalization"] == 7 and ops["Resize"] == 1
+  assert ops["Transpose"] == 2  # NHWC in and out; NCHW everywhere between
+  assert not {"Range", "Slice", "Gather", "Expand", "Reshape", "Shape"} & set(ops)
+
+
+def test_coreml_package_image_io_flexible_size_metadata(exported):
+  import coremltools as ct
+  out, report = exported
+  spec = ct.models.MLModel(str(out / "tiny.mlpackage"), skip_model_load=True).get_spec()
+  assert spec.specificationVersion == 6  # iOS 15 / macOS 12
+  image_in, image_out = spec.description.input[0], spec.description.output[0]
+  assert (image_in.name, image_out.name) == ("image", "stylized")
+  assert image_in.type.WhichOneof("Type") == image_out.type.WhichOneof("Type") == "imageType"
+  size_range = image_in.type.imageType.imageSizeRange
+  assert (size_range.heightRange.lowerBound, size_range.heightRange.upperBound) == (64, 2048)
+  assert (size_range.widthRange.lowerBound, size_range.widthRange.upperBound) == (64, 2048)
+  meta = spec.description.metadata.userDefined
+  assert meta["style"] == "mosaic" and meta["training_step"] == "3"
+  assert json.loads(meta["config"])["model"]["features"] == [8, 16]
+  assert spec.description.metadata.license and spec.description.metadata.shortDescription
+  ops = report["formats"]["coreml"]["ops"]
+  assert ops["conv"] == 14 and ops["pad"] == 8 and ops["upsample_nearest_neighbor"] == 1
+  assert ops["reduce_mean"] == 2 * 7 + 1  # mean-based norms + the centred input
+  assert not {"slice_by_index", "gather", "instance_norm", "tile"} & set(ops)
+  # fp16: weights stored as fp16, casts only at the fp32 image boundary.
+  assert ops["cast"] == 2
+
+
+def test_golden_files_and_macos_tool(exported):
+  out, _ = exported
+  golden = sorted(os.listdir(out / "tiny.golden"))
+  assert golden == ["128x192.npz", "64x64.npz"]  # 2048² is not written (size)
+  data = np.load(out / "tiny.golden" / "64x64.npz")
+  assert data["image"].dtype == np.uint8 and data["image"].shape == (64, 64, 3)
+  assert np.max(np.abs(data["interpreter"] - data["expected"])) <= float(data["tolerance"])
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "verify_coreml_macos.py"),
+                         str(out / "tiny.mlpackage")], capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 2 and "needs macOS" in proc.stderr
+
+
+def test_coreml_fp32_build_matches_jax_to_1e4(model, tmp_path):
+  from jaxstyle.export import exporter
+  path = str(tmp_path / "fp32.mlpackage")
+  info = exporter.build_coreml(model, path, precision="fp32")
+  assert "cast" not in info["ops"]
+  checks = exporter.verify_coreml(path, model, ((64, 64), (96, 128), (2048, 2048)), "fp32")
+  assert all(c.max_abs_error <= 1e-4 for c in checks), checks
+
+
+def _perturbed(model):
+  """Same model, one weight of the last convolution changed by 0.5."""
+  params = jax.tree.map(np.array, model.params)
+  params["head"]["conv"]["kernel"][1, 1, 0, 0] += 0.5
+  return dataclasses.replace(model, params=params, reference_params=model.params)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "coreml", "savedmodel"])
+def test_one_changed_weight_fails_verification_and_keeps_old_artifact(model, tmp_path, fmt):
+  from jaxstyle.export import exporter
+  from jaxstyle.export.errors import ExportError
+  sizes = {"onnx": ((64, 64),), "savedmodel": ((64, 64),), "coreml": ((64, 64),)}
+  good = exporter.export(None, str(tmp_path), (fmt,), model=model, sizes=sizes, name="m",
+                         log=lambda _: None)
+  path = good["formats"][fmt]["path"]
+  before = _fingerprint(path)
+  with pytest.raises(ExportError, match=r"64x64 .*max abs error .* > "):
+    exporter.export(None, str(tmp_path), (fmt,), model=_perturbed(model), sizes=sizes,
+                    name="m", log=lambda _: None)
+  assert _fingerprint(path) == before
+  assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+def _fingerprint(path):
+  if os.path.isfile(path):
+    with open(path, "rb") as f:
+      return f.read()
+  return sorted((os.path.relpath(os.path.join(d, n), path), os.path.getsize(os.path.join(d, n)))
+                for d, _, names in os.walk(path) for n in names)
+
+
+def test_cli_fails_with_one_line_naming_the_size(workdir, tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "jaxstyle.export", "--workdir", str(workdir), "--out",
+       str(tmp_path), "--formats", "coreml", "--coreml_sizes", "64,66x65"],
+      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1
+  assert "FAILED: coreml: verification size 66x65" in proc.stderr
+  assert os.listdir(tmp_path) == []
+
+
+def test_unsupported_onnx_op_is_named():
+  import onnx
+  from onnx import helper, TensorProto
+  from jaxstyle.export import coreml_export
+  from jaxstyle.export.errors import ExportError
+  graph = helper.make_graph(
+      [helper.make_node("Erf", ["image"], ["stylized"], name="the_erf")], "g",
+      [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "h", "w"])],
+      [helper.make_tensor_value_info("stylized", TensorProto.FLOAT, [1, 3, "h", "w"])])
+  proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+  onnx.checker.check_model(proto)
+  with pytest.raises(ExportError, match="ONNX op Erf \\(node the_erf\\)"):
+    coreml_export.to_mil(proto)
+
+
+def _mil_program(build, dtype="fp16"):
+  import coremltools as ct
+  from coremltools.converters.mil.mil import Builder as mb
+  from coremltools.converters.mil.mil import types
+  t = types.fp16 if dtype == "fp16" else types.fp32
+
+  @mb.program(input_specs=[mb.TensorSpec((4,), dtype=t)], opset_version=ct.target.iOS16)
+  def prog(x):
+    return build(mb, x, np.float16 if dtype == "fp16" else np.float32)
+  return prog
+
+
+def test_interpreter_rounds_to_fp16_after_every_op():
+  from jaxstyle.export import mil_interpreter
+  # (x + 1) - x at x = 2048: 2049 is not an fp16 number, so fp16 gives 0.
+  build = lambda mb, x, dt: mb.sub(x=mb.add(x=x, y=dt(1)), y=x)
+  x = np.full(4, 2048, np.float16)
+  out16, _ = mil_interpreter.run(_mil_program(build), {"x": x})
+  out32, _ = mil_interpreter.run(_mil_program(build, "fp32"), {"x": x.astype(np.float32)})
+  (y16,), (y32,) = out16.values(), out32.values()
+  assert y16.dtype == np.float16 and np.all(y16 == 0)
+  assert np.all(y32 == 1)
+
+
+def test_interpreter_names_the_op_that_overflows_fp16():
+  from jaxstyle.export import mil_interpreter
+  build = lambda mb, x, dt: mb.relu(x=mb.mul(x=x, y=x, name="square"))
+  _, bad = mil_interpreter.run(_mil_program(build), {"x": np.array([1, 2, 300, 3], np.float16)})
+  assert (bad.op_name, bad.op_type, bad.count) == ("square", "mul", 1)
+
+
+def test_interpreter_refuses_ops_it_does_not_know():
+  from jaxstyle.export import mil_interpreter
+  build = lambda mb, x, dt: mb.gelu(x=x)
+  with pytest.raises(mil_interpreter.UnsupportedOp, match="gelu"):
+    mil_interpreter.run(_mil_program(build, "fp32"), {"x": np.ones(4, np.float32)})
+
+
+def test_default_unet_exports_small_package_with_native_ops(tmp_path):
+  """Random parameters for the default architecture: graph shape, size, numerics."""
+  from jaxstyle.export import exporter
+  from jaxstyle.export import model as model_lib
+  from jaxstyle.models.unet import UNet
+  config = dict(name="unet", features=(16, 32, 64, 128), num_res_blocks=5, separable=True,
+                skips=True, depthwise_impl="auto")
+  params = UNet().init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))["params"]
+  model = model_lib.from_params(config, params)
+  assert model.num_params == 240_979
+  onnx_path = str(tmp_path / "default.onnx")
+  ops = exporter.build_onnx(model, onnx_path)["ops"]
+  assert ops["Conv"] == 46 and ops["InstanceNormalization"] == 23 and ops["Transpose"] == 2
+  checks = exporter.verify_onnx(onnx_path, model, ((64, 64), (128, 64), (256, 256)))
+  assert max(c.max_abs_error for c in checks) <= 1e-4
+  path = str(tmp_path / "default.mlpackage")
+  info = exporter.build_coreml(model, path, "fp16")
+  size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+  assert size <= 1_000_000, size
+  assert info["ops"]["conv"] == 46 and info["ops"]["pad"] == 24
+  assert info["ops"]["upsample_nearest_neighbor"] == 3 and info["ops"]["concat"] == 3
+  # The translation of the full architecture is exact in fp32 (random weights
+  # say nothing about fp16 error, which the trained tiny model checks above).
+  path32 = str(tmp_path / "default32.mlpackage")
+  exporter.build_coreml(model, path32, "fp32")
+  checks = exporter.verify_coreml(path32, model, ((64, 64), (128, 192)), "fp32")
+  assert max(c.max_abs_error for c in checks) <= 1e-4
+
+
+def test_transformer_net_exports_to_every_format(tmp_path):
+  """The other registered network (biased convs, 9×9 kernels, no skips)."""
+  from jaxstyle.export import exporter
+  from jaxstyle.export import model as model_lib
+  from jaxstyle.models.transformer_net import TransformerNet
+  config = dict(name="transformer_net", features=(32, 64, 128), num_res_blocks=5)
+  params = TransformerNet().init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))["params"]
+  model = model_lib.from_params(config, params)
+  report = exporter.export(None, str(tmp_path), model=model, name="tn", log=lambda _: None,
+                           coreml_precision="fp32", golden=False,
+                           sizes={"onnx": ((64, 64), (128, 96)), "savedmodel": ((64, 64),),
+                                  "coreml": ((64, 64), (128, 96))})
+  assert report["formats"]["onnx"]["ops"]["InstanceNormalization"] == 15
+  assert report["formats"]["coreml"]["ops"]["conv"] == 16
+  for fmt in ("onnx", "coreml", "savedmodel"):
+    assert max(c["max_abs_error"] for c in report["formats"][fmt]["verified"]) <= 1e-4
