@@ -89,36 +89,32 @@ def _compare(fmt, tolerance, size, got, want, batch=1, what=None):
   return err
 
 
-def verify_onnx(path, model, sizes, tolerance=TOLERANCE["onnx"]):
-  from jaxstyle.export import onnx_export
-  sess = onnx_export.session(path)
-  checks = []
-  for i, (h, w) in enumerate(sizes):
-    x = test_image(h, w)[None].astype(np.float32) / 255
-    if i == 0:  # dynamic batch: a second, different image in the same call
-      x = np.concatenate([x, x[:, ::-1, ::-1]])
-    start = time.perf_counter()
-    got = onnx_export.run(sess, x)
-    seconds = time.perf_counter() - start
-    checks.append(Check((h, w), _compare("onnx", tolerance, (h, w), got, model.reference(x),
-                                         len(x)), seconds, len(x)))
-  return checks
-
-
-def verify_savedmodel(path, model, sizes, tolerance=TOLERANCE["savedmodel"]):
-  from jaxstyle.export import tf_export
-  runner = tf_export.Runner(path)
+def _verify_batched(fmt, run, model, sizes, tolerance):
+  """Runs `run` on test images and compares with JAX; the first size as a batch
+  of two different images, since batch is a dynamic dimension too."""
   checks = []
   for i, (h, w) in enumerate(sizes):
     x = test_image(h, w)[None].astype(np.float32) / 255
     if i == 0:
-      x = np.concatenate([x, x[:, ::-1]])
+      x = np.concatenate([x, x[:, ::-1, ::-1]])
     start = time.perf_counter()
-    got = runner(x)
+    got = run(x)
     seconds = time.perf_counter() - start
-    checks.append(Check((h, w), _compare("savedmodel", tolerance, (h, w), got,
-                                         model.reference(x), len(x)), seconds, len(x)))
+    checks.append(Check((h, w), _compare(fmt, tolerance, (h, w), got, model.reference(x),
+                                         len(x)), seconds, len(x)))
   return checks
+
+
+def verify_onnx(path, model, sizes, tolerance=TOLERANCE["onnx"]):
+  from jaxstyle.export import onnx_export
+  sess = onnx_export.session(path)
+  return _verify_batched("onnx", lambda x: onnx_export.run(sess, x), model, sizes,
+                         tolerance)
+
+
+def verify_savedmodel(path, model, sizes, tolerance=TOLERANCE["savedmodel"]):
+  from jaxstyle.export import tf_export
+  return _verify_batched("savedmodel", tf_export.Runner(path), model, sizes, tolerance)
 
 
 def verify_coreml(path, model, sizes, precision, golden_dir=None):
