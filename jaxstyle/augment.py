@@ -13,9 +13,12 @@ pixel ever reads the fill value.
 """
 
 import math
-from typing import Any, Mapping, NamedTuple
 
 import tensorflow as tf
+
+from jaxstyle.data_config import AugmentConfig  # noqa: F401 (re-exported)
+from jaxstyle.data_config import MAX_ROTATE_DEGREES  # noqa: F401 (re-exported)
+from jaxstyle.data_config import parse_augment_config as parse_config  # noqa: F401
 
 # Per-op salts folded into the element seed; never change them (resume).
 _SALT_SCALE = 1
@@ -25,64 +28,6 @@ _SALT_FLIP = 4
 # Keeps the sampling grid this many pixels inside the image, against float32
 # rounding of coordinates (an exact edge sample would weight a fill pixel 0).
 _MARGIN = 0.01
-MAX_ROTATE_DEGREES = 45.0
-
-_KEY = "config.data.augment"
-
-
-class AugmentConfig(NamedTuple):
-  """Parsed `config.data.augment`; the defaults are 'off'."""
-  crop_scale: tuple[float, float] = (1.0, 1.0)
-  hflip: bool = False
-  rotate_degrees: float = 0.0
-
-  @property
-  def plain_crop(self) -> bool:
-    """True when crops are today's unscaled, unrotated random crops."""
-    return self.crop_scale == (1.0, 1.0) and self.rotate_degrees == 0.0
-
-
-def parse_config(augment: Mapping[str, Any] | None) -> AugmentConfig:
-  """Validates `config.data.augment`; missing keys (older configs) are off.
-
-  Raises:
-    ValueError: naming the offending `config.data.augment.<key>`.
-  """
-  if augment is None:
-    return AugmentConfig()
-  augment = dict(augment)
-  unknown = sorted(set(augment) - set(AugmentConfig._fields))
-  if unknown:
-    raise ValueError(f"{_KEY}.{unknown[0]}: unknown key; valid keys are "
-                     f"{list(AugmentConfig._fields)}")
-  out = AugmentConfig()
-
-  if "crop_scale" in augment:
-    value = augment["crop_scale"]
-    try:
-      lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-      raise ValueError(f"{_KEY}.crop_scale={value!r} must be a pair (lo, hi) of "
-                       "area fractions") from None
-    if not 0.0 < lo <= hi <= 1.0:
-      raise ValueError(f"{_KEY}.crop_scale={tuple(value)!r} must satisfy "
-                       "0 < lo <= hi <= 1 (area fractions of the crop)")
-    out = out._replace(crop_scale=(lo, hi))
-
-  if "hflip" in augment:
-    value = augment["hflip"]
-    if not isinstance(value, bool):
-      raise ValueError(f"{_KEY}.hflip={value!r} must be True or False")
-    out = out._replace(hflip=value)
-
-  if "rotate_degrees" in augment:
-    value = augment["rotate_degrees"]
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-        or not 0.0 <= value < MAX_ROTATE_DEGREES):
-      raise ValueError(f"{_KEY}.rotate_degrees={value!r} must be a number in "
-                       f"[0, {MAX_ROTATE_DEGREES:g}) (uniform in ±degrees)")
-    out = out._replace(rotate_degrees=float(value))
-  return out
 
 
 def op_seed(seed: int, index, salt: int) -> tf.Tensor:

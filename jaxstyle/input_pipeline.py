@@ -23,6 +23,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from jaxstyle import augment
+from jaxstyle.data_config import validate_data_config  # noqa: F401 (re-exported)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Formats `tf.io.decode_image` can read (as named by PIL).
@@ -179,29 +180,6 @@ def _decode_and_crop(encoded, index, *, seed, image_size, resize_min,
   if augment_cfg.hflip:
     image = augment.random_flip(image, index, seed=seed)
   return tf.clip_by_value(image / 255.0, 0.0, 1.0)
-
-
-def validate_data_config(data_config: ml_collections.ConfigDict) -> None:
-  """Fails at start, naming the key, for values the pipeline cannot use.
-
-  `config.data.augment` may be missing, or miss keys (configs saved before it
-  existed): those augmentations are off.
-
-  Raises:
-    ValueError: naming `config.data.<key>` or `config.data.augment.<key>`.
-  """
-  image_size = data_config.get("image_size")
-  if (isinstance(image_size, bool) or not isinstance(image_size, int)
-      or image_size <= 0):
-    raise ValueError(
-        f"config.data.image_size={image_size!r} must be a positive integer")
-  resize_min = data_config.get("resize_min") or 0
-  if isinstance(resize_min, bool) or not isinstance(resize_min, int) or resize_min < 0:
-    raise ValueError(
-        f"config.data.resize_min={resize_min!r} must be an integer >= 0 (the "
-        "short side images are resized to before cropping, at least "
-        "image_size; 0: keep each image's size)")
-  augment.parse_config(data_config.get("augment"))
 
 
 def create_train_dataset(

@@ -22,6 +22,8 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from jaxstyle import data_config
+
 MODES = ("none", "per_step", "bank")
 _KEY = "config.style.perturb"
 
@@ -84,16 +86,8 @@ def validate_perturb_config(cfg: Mapping[str, Any] | PerturbConfig | None
       raise ValueError(f"{_KEY}.bank_size={n!r} must be an integer >= 1")
     out["bank_size"] = n
   if "crop_scale" in cfg:
-    value = cfg["crop_scale"]
-    try:
-      lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-      raise ValueError(f"{_KEY}.crop_scale={value!r} must be a pair (lo, hi) of "
-                       "area fractions") from None
-    if not 0.0 < lo <= hi <= 1.0:
-      raise ValueError(f"{_KEY}.crop_scale={tuple(value)!r} must satisfy "
-                       "0 < lo <= hi <= 1 (area fractions of the style image)")
-    out["crop_scale"] = (lo, hi)
+    out["crop_scale"] = data_config.parse_crop_scale(
+        cfg["crop_scale"], _KEY, "the style image")
   if "hflip" in cfg:
     if not isinstance(cfg["hflip"], bool):
       raise ValueError(f"{_KEY}.hflip={cfg['hflip']!r} must be True or False")

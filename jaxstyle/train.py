@@ -19,7 +19,6 @@ from typing import Any, Mapping
 from absl import app
 from absl import flags
 from absl import logging
-from flax.metrics import tensorboard
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
@@ -35,7 +34,7 @@ import jaxstyle
 from jaxstyle import checkpointing
 from jaxstyle import distributed
 from jaxstyle import images as image_io
-from jaxstyle import input_pipeline
+from jaxstyle import data_config
 from jaxstyle import losses
 from jaxstyle import models
 from jaxstyle import style_perturbation
@@ -309,7 +308,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.loss.{key}={config.loss[key]} must be >= 1")
   if config.num_train_steps <= 0:
     raise ValueError("config.num_train_steps must be > 0")
-  input_pipeline.validate_data_config(config.data)
+  data_config.validate_data_config(config.data)
   style_perturbation.validate_perturb_config(config.style.get("perturb"))
 
 
@@ -336,6 +335,10 @@ def _write_json(path: str, data: Mapping[str, Any]) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Runs (or resumes) training; writes checkpoints, TensorBoard, gallery, summary.json."""
+  # TensorFlow reads the data and writes TensorBoard; the Trainer itself (step,
+  # evaluation) runs without it, e.g. in benchmarks on accelerator hosts.
+  from flax.metrics import tensorboard  # pylint: disable=g-import-not-at-top
+  from jaxstyle import input_pipeline  # pylint: disable=g-import-not-at-top
   wall_start = time.time()
   is_chief = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)

@@ -14,6 +14,13 @@ Prints a markdown table:
   * inference ms per image at 256/512/1024: JAX (jit) and the ONNX export
     (jaxstyle.export) under onnxruntime, same parameters, same run; then the
     peak memory of a fresh process doing one 1024² onnxruntime inference.
+
+`--train_run STEPS` also trains the config for STEPS steps on real photos
+(`--train_images`: a folder, or a COCO-layout train2017.zip such as the one
+tools/prepare_offline_coco.py writes) and reports the loss curve, the steady
+images/s and a gallery. Its batches are plain numpy random crops + flips, not
+the tf.data pipeline: the Trainer (step, evaluation) needs only JAX, so this
+runs on accelerator hosts where TensorFlow is not installed.
 """
 
 import argparse
@@ -101,12 +108,12 @@ def step_rows(config, batch, size, steps):
 
 
 def pipeline_row(batch, size):
-  from jaxstyle import input_pipeline
   cfg = quickstart.get_config().data
   cfg.image_size, cfg.resize_min = size, size
   try:
+    from jaxstyle import input_pipeline  # needs TensorFlow
     it = input_pipeline.create_train_dataset(cfg, global_batch_size=batch, seed=0)
-  except Exception as e:  # the offline data is not prepared
+  except Exception as e:  # no TensorFlow, or the offline data is not prepared
     return (f"  input pipeline (offline COCO): skipped: {str(e).splitlines()[0][:60]}",
             float("nan"), None, 0)
   next(it)
@@ -118,11 +125,12 @@ def pipeline_row(batch, size):
   return ("  input pipeline (offline COCO), per batch", seconds, batch / seconds, 0)
 
 
-def torch_baseline_row(batch, size, steps):
+def torch_baseline_row(batch, size, steps, device="cpu"):
   """pytorch/examples fast_neural_style: TransformerNet + VGG16 to relu4_3, Adam."""
   import torch
   from torch import nn as tnn
   torch.manual_seed(0)
+  sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
   class ConvLayer(tnn.Module):
     def __init__(self, cin, cout, k, stride=1, upsample=False):
@@ -163,7 +171,8 @@ def torch_baseline_row(batch, size, steps):
     else:
       vgg += [tnn.Conv2d(cin, w, 3, padding=1), tnn.ReLU()]
       cin = w
-  vgg = tnn.Sequential(*vgg).requires_grad_(False)
+  vgg = tnn.Sequential(*vgg).requires_grad_(False).to(device)
+  transformer = transformer.to(device)
   taps = {3, 8, 15, 22}  # relu1_2, relu2_2, relu3_3, relu4_3
 
   def features(x):
@@ -179,9 +188,9 @@ def torch_baseline_row(batch, size, steps):
     f = f.view(b, c, h * w)
     return f.bmm(f.transpose(1, 2)) / (c * h * w)
 
-  style = [gram(f) for f in features(torch.rand(1, 3, size, size))]
+  style = [gram(f) for f in features(torch.rand(1, 3, size, size, device=device))]
   opt = torch.optim.Adam(transformer.parameters(), 1e-3)
-  x = torch.rand(batch, 3, size, size)
+  x = torch.rand(batch, 3, size, size, device=device)
 
   def one_step():
     opt.zero_grad()
@@ -194,12 +203,14 @@ def torch_baseline_row(batch, size, steps):
     opt.step()
 
   one_step()
+  sync()
   start = time.perf_counter()
   for _ in range(steps):
     one_step()
+  sync()
   seconds = (time.perf_counter() - start) / steps
-  return (f"baseline: PyTorch {torch.__version__} TransformerNet ({params:,} params) "
-          f"+ VGG16, Adam, batch {batch} @ {size}²", seconds, batch / seconds, None)
+  return (f"baseline: PyTorch {torch.__version__} ({device}) TransformerNet ({params:,} "
+          f"params) + VGG16, Adam, batch {batch} @ {size}²", seconds, batch / seconds, None)
 
 
 def inference_rows(config, sizes):
@@ -236,6 +247,89 @@ def onnx_rows(config, sizes, threads):
   return rows, path
 
 
+def load_photos(path, short_side):
+  """RGB photos in [0, 1], short side resized: a folder, or a COCO-layout zip.
+
+  Resized with PIL on the host: an eager jax.image.resize per photo compiles
+  once per distinct shape, which on a GPU takes minutes for a few dozen photos.
+  """
+  import io
+  import zipfile
+  from PIL import Image
+  from jaxstyle import images as image_io
+  if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as archive:
+      blobs = [archive.read(n) for n in sorted(archive.namelist())
+               if n.lower().endswith((".jpg", ".jpeg", ".png"))]
+    photos = [Image.open(io.BytesIO(b)).convert("RGB") for b in blobs]
+  else:
+    photos = [Image.fromarray(np.uint8(np.round(image_io.load_image(p) * 255)))
+              for p in image_io.find_images([path])]
+  if not photos:
+    raise FileNotFoundError(f"no images in {path!r}")
+  out = []
+  for photo in photos:
+    scale = short_side / min(photo.size)
+    size = tuple(max(short_side, round(s * scale)) for s in photo.size)
+    out.append(np.asarray(photo.resize(size, Image.Resampling.LANCZOS), np.float32) / 255)
+  return out
+
+
+def random_crops(photos, rng, batch, size):
+  """A batch of random size×size crops with random horizontal flips."""
+  out = []
+  for i in rng.integers(len(photos), size=batch):
+    photo = photos[i]
+    top = rng.integers(photo.shape[0] - size + 1)
+    left = rng.integers(photo.shape[1] - size + 1)
+    crop = photo[top:top + size, left:left + size]
+    out.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
+  return np.stack(out)
+
+
+def train_run(config, steps, photos_path, out_dir, log_every=50):
+  """Trains `steps` steps on real photos; returns (rows, curve, summary)."""
+  config.num_train_steps = steps
+  config.optimizer.warmup_steps = min(config.optimizer.warmup_steps, steps // 10)
+  trainer = train.Trainer(config, workdir=out_dir)
+  state = trainer.init_state()
+  size = config.data.image_size
+  photos = load_photos(photos_path, max(size, config.data.resize_min))
+  eval_images = train.load_eval_images(config, trainer.model.size_multiple)
+  initial, _ = trainer.evaluate(state.params, eval_images)
+  rng = np.random.default_rng(config.seed)
+  curve, start, compile_s = [], time.perf_counter(), None
+  for step in range(1, steps + 1):
+    batch = trainer.global_batch(random_crops(photos, rng, config.batch_size, size))
+    state, metrics = trainer.train_step(state, batch, trainer.style_image_device,
+                                        trainer.precomputed_targets, trainer.loss_net)
+    if step == 1:
+      jax.block_until_ready(metrics)
+      compile_s, start = time.perf_counter() - start, time.perf_counter()
+    if step % log_every == 0 or step == steps:
+      m = jax.device_get(metrics)
+      if not np.isfinite(m["loss"]):
+        raise FloatingPointError(f"loss is {m['loss']} at step {step}")
+      curve.append({"step": step, "seconds": time.perf_counter() - start,
+                    **{k: float(v) for k, v in m.items()}})
+      print(f"step {step}: loss {m['loss']:.4f} style {m['style_loss']:.4f} "
+            f"content {m['content_loss']:.4f}", flush=True)
+  jax.block_until_ready(state)
+  seconds = (time.perf_counter() - start) / max(steps - 1, 1)
+  final, stylized = trainer.evaluate(state.params, eval_images)
+  grid = train.save_gallery(os.path.join(out_dir, "gallery"), [n for n, _ in eval_images],
+                            [im for _, im in eval_images], stylized)
+  summary = {"steps": steps, "batch": config.batch_size, "size": size,
+             "photos": len(photos), "compile_s": compile_s, "step_s": seconds,
+             "images_per_s": config.batch_size / seconds, "gallery": grid,
+             "initial_eval": initial, "final_eval": final}
+  row = (f"train run: {steps} steps, batch {config.batch_size} @ {size}² on "
+         f"{len(photos)} photos (style {initial['style_loss']:.2f}→{final['style_loss']:.2f}, "
+         f"content {initial['content_loss']:.2f}→{final['content_loss']:.2f})",
+         seconds, config.batch_size / seconds, None)
+  return [row], curve, summary
+
+
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec, so a
 # child of this (multi-GB) process would report the parent's size.
 _PEAK = """
@@ -264,6 +358,14 @@ def main():
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--sizes", default="256,512,1024")
   parser.add_argument("--torch_baseline", action="store_true")
+  parser.add_argument("--torch_device", default="cpu", help="'cpu' or 'cuda'")
+  parser.add_argument("--vgg_path", default="", help="overrides config.vgg.path")
+  parser.add_argument("--train_run", type=int, default=0,
+                      help="also train this many steps on --train_images")
+  parser.add_argument("--train_images", default="",
+                      help="folder or COCO-layout zip of photos for --train_run")
+  parser.add_argument("--out", default="/tmp/jaxstyle-benchmark",
+                      help="where --train_run writes its gallery and curve")
   parser.add_argument("--threads", type=int, default=os.cpu_count(),
                       help="onnxruntime intra-op threads")
   parser.add_argument("--no_onnx", action="store_true", help="skip the onnxruntime rows")
@@ -275,6 +377,7 @@ def main():
   config.batch_size = args.batch
   config.data.image_size = args.size
   config.style.size = args.size
+  config.vgg.path = args.vgg_path
   model = models.create_model(config.model)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 256, 256, 3)))
   n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(shapes))
@@ -288,10 +391,10 @@ def main():
     conv_config = default.get_config()
     conv_config.update_from_flattened_dict({
         "batch_size": args.batch, "data.image_size": args.size, "style.size": args.size,
-        "model.depthwise_impl": "conv"})
+        "model.depthwise_impl": "conv", "vgg.path": args.vgg_path})
     rows.append(step_rows(conv_config, args.batch, args.size, args.steps)[0])
   if args.torch_baseline:
-    rows.append(torch_baseline_row(args.batch, args.size, args.steps))
+    rows.append(torch_baseline_row(args.batch, args.size, args.steps, args.torch_device))
   sizes = [int(s) for s in args.sizes.split(",")]
   rows += inference_rows(config, sizes)
   onnx_path = None
@@ -299,6 +402,18 @@ def main():
     ort_rows, onnx_path = onnx_rows(config, sizes, args.threads)
     macs = [r[3] for r in rows[-len(sizes):]]  # the JAX rows' counts
     rows += [(name, sec, ips, m) for (name, sec, ips, _), m in zip(ort_rows, macs)]
+
+  if args.train_run:
+    import json
+    run_config = default.get_config()
+    run_config.update_from_flattened_dict({
+        "batch_size": args.batch, "data.image_size": args.size, "style.size": args.size,
+        "vgg.path": args.vgg_path})
+    run_rows, curve, summary = train_run(run_config, args.train_run, args.train_images,
+                                         args.out)
+    rows += run_rows
+    with open(os.path.join(args.out, "train_run.json"), "w") as f:
+      json.dump({"summary": summary, "curve": curve}, f, indent=1)
 
   print(f"\nbackend: {jax.default_backend()} ({jax.devices()[0].device_kind}), "
         f"{jax.device_count()} device(s), {os.cpu_count()} CPU threads; "
