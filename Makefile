@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/quickstart
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install data train test benchmark clean
+.PHONY: install data train test table1 benchmark clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 	# JAX → ONNX exporter; --no-deps: its orbax pin is for its own examples, and
 	# what it imports (onnx, onnx-ir, jax, flax) is in pyproject.toml.
 	$(PY) -m pip install $(PIP_FLAGS) -q -c constraints.txt --no-deps jax2onnx
+	# Headless Chromium + its WebDriver, for the rating-page test (Debian packages).
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	    ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver) || \
+	    echo "make: could not install chromium + chromium-driver; tests/rating_page_test.py needs them"
 	touch $@
 
 install: $(STAMP)
@@ -28,6 +33,11 @@ train: data
 	$(PY) -m jaxstyle.train --config configs/quickstart.py --workdir $(WORKDIR)
 	$(PY) -m jaxstyle.stylize --workdir $(WORKDIR) --input jaxstyle/assets/content \
 	    --output $(WORKDIR)/stylized
+
+# Table 1 (paper §4): trains the small U-Net, TransformerNet and CycleGAN where
+# missing (each resumes), runs Gatys, evaluates all on held-out photos.
+table1: data
+	$(PY) -m jaxstyle.evaluate --config configs/eval.py --train_missing --export_missing
 
 test: install
 	$(PY) -m pytest -q

@@ -9,6 +9,10 @@
   between the Gram matrices of output and style image; 1.0 means identical
   style statistics. It is computed with the loss network given, so with the
   training loss network it is not independent of the training objective.
+- `content_distance`: mean over VGG content layers of the relative squared
+  feature error ‖φ(output) − φ(content)‖² / ‖φ(content)‖²; 0 means identical
+  features, ≈1 an unrelated image (the same relative form as the training
+  content loss, so it reads the same for every layer and VGG source).
 """
 
 from typing import Sequence
@@ -63,3 +67,17 @@ def style_similarity(loss_net, output: np.ndarray, style_image: np.ndarray,
                          loss_net.features(jnp.asarray(image)[None], layers).items()}
   out, ref = grams(output), grams(style_image)
   return float(np.mean([gram_cosine(out[k], ref[k])[0] for k in layers]))
+
+
+def content_distance(loss_net, output: np.ndarray, content: np.ndarray,
+                     layers: Sequence[str]) -> float:
+  """Mean over `layers` of ‖φ(output) − φ(content)‖² / ‖φ(content)‖²; 0 = identical."""
+  _check_pair(output, content)
+  layers = list(layers)
+  feats = loss_net.features(jnp.stack([jnp.asarray(output, jnp.float32),
+                                       jnp.asarray(content, jnp.float32)]), layers)
+  values = []
+  for k in layers:
+    f = np.asarray(feats[k], np.float64)
+    values.append(np.sum(np.square(f[0] - f[1])) / np.sum(np.square(f[1])))
+  return float(np.mean(values))

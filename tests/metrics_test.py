@@ -80,3 +80,29 @@ def test_style_similarity_is_one_for_the_style_and_lower_for_content(content):
       net, image_io.load_image(jaxstyle.STYLES_DIR + "/mosaic.jpg")[100:180, 100:200],
       style, layers)
   assert other < 0.99
+
+
+def _content_distance_reference(net, output, content, layers):
+  """Each image through VGG on its own, the relative error in float64 numpy."""
+  values = []
+  for k in layers:
+    a = np.asarray(net.features(output[None], [k])[k], np.float64)
+    b = np.asarray(net.features(content[None], [k])[k], np.float64)
+    values.append(((a - b) ** 2).sum() / (b ** 2).sum())
+  return float(np.mean(values))
+
+
+def test_content_distance_zero_for_identical_and_grows_with_degradation(content):
+  net = vgg.load_loss_network("vgg16", "hed")
+  layers = ["relu2_2", "relu4_2"]
+  assert metrics.content_distance(net, content, content, layers) == pytest.approx(0.0, abs=1e-9)
+  rng = np.random.default_rng(3)
+  light = np.clip(content + rng.normal(0, 0.03, content.shape), 0, 1).astype(np.float32)
+  heavy = np.clip(content + rng.normal(0, 0.2, content.shape), 0, 1).astype(np.float32)
+  blurred = ndimage.gaussian_filter(content, sigma=(3, 3, 0)).astype(np.float32)
+  d_light = metrics.content_distance(net, light, content, layers)
+  # Float32 VGG against float64 accumulation of separately computed features.
+  assert d_light == pytest.approx(_content_distance_reference(net, light, content, layers),
+                                  rel=1e-4)
+  assert 0 < d_light < metrics.content_distance(net, heavy, content, layers)
+  assert 0 < metrics.content_distance(net, blurred, content, layers)
