@@ -24,13 +24,26 @@ from jaxstyle import models
 
 
 def load_stylizer(workdir: str, step: int | None = None):
-  """Returns (apply_fn for one HxWx3 image in [0,1], size multiple, metadata)."""
+  """Returns (apply_fn for one HxWx3 image in [0,1], size multiple, metadata).
+
+  `metadata` is the checkpoint's, with 'step' and 'num_params' (of the network
+  that stylizes). A CycleGAN workdir (config.trainer='cyclegan') stylizes with
+  its G_AB (content → painting), mapped from and back to [0, 1].
+  """
   config = checkpointing.load_config(workdir)
-  model = models.create_model(config.model)
-  abstract = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
-  params, meta = checkpointing.load_params(workdir, abstract["params"], step)
-  apply = jax.jit(lambda p, x: model.apply({"params": p}, x[None])[0])
-  return (lambda image: np.asarray(apply(params, jnp.asarray(image))),
+  if config.get("trainer", "style_transfer") == "cyclegan":
+    from jaxstyle import cyclegan  # pylint: disable=g-import-not-at-top
+    model, params, meta = cyclegan.load_generator(workdir, step)
+    forward = lambda p, x: cyclegan.to_unit(
+        model.apply({"params": p}, cyclegan.to_signed(x)[None])[0])
+  else:
+    model = models.create_model(config.model)
+    abstract = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
+    params, meta = checkpointing.load_params(workdir, abstract["params"], step)
+    forward = lambda p, x: model.apply({"params": p}, x[None])[0]
+  meta = dict(meta, num_params=int(sum(np.prod(x.shape) for x in jax.tree.leaves(params))))
+  apply = jax.jit(forward)
+  return (lambda image: np.asarray(apply(params, jnp.asarray(image, jnp.float32))),
           model.size_multiple, meta)
 
 

@@ -335,6 +335,9 @@ def _write_json(path: str, data: Mapping[str, Any]) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Runs (or resumes) training; writes checkpoints, TensorBoard, gallery, summary.json."""
+  if config.get("trainer", "style_transfer") == "cyclegan":
+    from jaxstyle import cyclegan  # pylint: disable=g-import-not-at-top
+    return cyclegan.train_and_evaluate(config, workdir)
   # TensorFlow reads the data and writes TensorBoard; the Trainer itself (step,
   # evaluation) runs without it, e.g. in benchmarks on accelerator hosts.
   from flax.metrics import tensorboard  # pylint: disable=g-import-not-at-top

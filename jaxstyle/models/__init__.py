@@ -5,12 +5,15 @@ import dataclasses
 import flax.linen as nn
 import ml_collections
 
+from jaxstyle.models.cyclegan import ResnetGenerator
 from jaxstyle.models.transformer_net import TransformerNet
 from jaxstyle.models.unet import UNet
 
 MODELS: dict[str, type[nn.Module]] = {
     "unet": UNet,
     "transformer_net": TransformerNet,
+    # CycleGAN's generator: images in [-1, 1], trained by jaxstyle.cyclegan.
+    "cyclegan_resnet": ResnetGenerator,
 }
 
 
