@@ -180,7 +180,7 @@ def evaluate_variant(name: str, workdir: str, config, *, loss_net, style_image,
 COLUMNS = (
     ("variant", "variant", "{}"),
     ("params", "params", "{:,}"),
-    ("gmacs", f"GMACs", "{:.3f}"),
+    ("gmacs", "GMACs", "{:.3f}"),
     ("step_time_s", "step s", "{:.3f}"),
     ("images_per_s", "img/s", "{:.2f}"),
     ("train_loss_last", "train loss", "{:.3f}"),

@@ -30,7 +30,7 @@ import json
 import os
 import resource
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 from absl import logging
 from flax import struct
