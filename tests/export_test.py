@@ -271,3 +271,13 @@ def test_transformer_net_exports_to_every_format(tmp_path):
   assert report["formats"]["coreml"]["ops"]["conv"] == 16
   for fmt in ("onnx", "coreml", "savedmodel"):
     assert max(c["max_abs_error"] for c in report["formats"][fmt]["verified"]) <= 1e-4
+
+
+def test_cyclegan_workdir_is_refused_with_a_clear_error(tmp_path):
+  from configs import cyclegan_quick
+  from jaxstyle import checkpointing
+  from jaxstyle.export import model as model_lib
+  from jaxstyle.export.errors import ExportError
+  checkpointing.save_config(str(tmp_path), cyclegan_quick.get_config())
+  with pytest.raises(ExportError, match="is a cyclegan run"):
+    model_lib.load(str(tmp_path))

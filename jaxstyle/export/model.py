@@ -10,6 +10,7 @@ import numpy as np
 
 from jaxstyle import checkpointing
 from jaxstyle import models
+from jaxstyle.export.errors import ExportError
 
 
 @dataclasses.dataclass
@@ -63,6 +64,10 @@ def _export_variant(model_config: ml_collections.ConfigDict) -> ml_collections.C
 
 def load(workdir: str, step: int | None = None) -> ExportModel:
   config = checkpointing.load_config(workdir)
+  if config.get("trainer", "style_transfer") != "style_transfer":
+    raise ExportError(
+        f"{workdir} is a {config.trainer} run; export supports the style-transfer "
+        "networks (unet, transformer_net). Use `jaxstyle.stylize` for this model.")
   reference_model = models.create_model(config.model)
   export_model = models.create_model(_export_variant(config.model))
   multiple = int(getattr(export_model, "size_multiple", 1))
