@@ -506,8 +506,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
   progress = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                        disable=not is_chief, desc="cyclegan", unit="step",
                        dynamic_ncols=True)
-  last_log_time, last_log_step = time.time(), start_step
-  timed_steps, timed_seconds = 0, 0.0
+  timer = train.StepTimer(start_step)
   window, last_window = [], {}
   for step in range(start_step + 1, config.num_train_steps + 1):
     state, metrics = trainer.train_step(
@@ -525,12 +524,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
             f"{bad[0]} is not finite by step {step}; the last good checkpoint is "
             f"step {manager.latest_step()} in {checkpointing.checkpoint_dir(workdir)}. "
             "Lower config.optimizer.learning_rate.")
-      elapsed = time.time() - last_log_time
-      steps_done = step - last_log_step
-      if last_log_step > start_step:
-        timed_steps, timed_seconds = timed_steps + steps_done, timed_seconds + elapsed
-      last_log_time, last_log_step = time.time(), step
-      step_time = elapsed / max(steps_done, 1)
+      step_time = timer.lap(step)
       progress.set_postfix(g=f"{last_window['g/loss']:.3f}", d=f"{last_window['d/loss']:.3f}",
                            cyc=f"{last_window['g/cycle_a']:.3f}")
       if writer is not None:
@@ -548,7 +542,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
         for name, c, f, r in zip(names, contents, fakes, recs):
           writer.image(f"eval/{name}", np.concatenate([c, f, r], axis=1)[None], step)
         writer.flush()
-      last_log_time += time.time() - eval_start
+      timer.exclude(time.time() - eval_start)
     checkpointing.save(manager, step, state, dict(meta, step=step), force=is_last)
   progress.close()
   manager.wait_until_finished()
@@ -570,7 +564,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
         "steps": int(state.step),
         "resumed_from_step": start_step,
         "wall_time_s": time.time() - wall_start,
-        "step_time_s": timed_seconds / timed_steps if timed_steps else None,
+        "step_time_s": timer.mean,
         "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "devices": jax.device_count(),
         "backend": jax.default_backend(),

@@ -312,6 +312,36 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   style_perturbation.validate_perturb_config(config.style.get("perturb"))
 
 
+class StepTimer:
+  """Steady-state seconds per step, for logs and summary.json.
+
+  Counts log intervals after the first (which includes compilation) and
+  leaves out time spent between steps on evaluation (`exclude`).
+  """
+
+  def __init__(self, start_step: int, clock=time.time):
+    self.clock = clock
+    self.start_step = self.last_step = start_step
+    self.last_time = clock()
+    self.steps, self.seconds = 0, 0.0
+
+  def lap(self, step: int) -> float:
+    """Seconds per step since the previous lap."""
+    now = self.clock()
+    elapsed, done = now - self.last_time, step - self.last_step
+    if self.last_step > self.start_step:
+      self.steps, self.seconds = self.steps + done, self.seconds + elapsed
+    self.last_time, self.last_step = now, step
+    return elapsed / max(done, 1)
+
+  def exclude(self, seconds: float) -> None:
+    self.last_time += seconds
+
+  @property
+  def mean(self) -> float | None:
+    return self.seconds / self.steps if self.steps else None
+
+
 def save_gallery(folder: str, names, contents, stylized) -> str:
   """One PNG per eval image plus a grid (content | stylized per row)."""
   os.makedirs(folder, exist_ok=True)
@@ -379,10 +409,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   progress = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                        disable=not is_chief, desc="train", unit="step",
                        dynamic_ncols=True)
-  last_log_time, last_log_step = time.time(), start_step
-  # Steady-state step time: log intervals after the first (which compiles),
-  # without the eval work done between them.
-  timed_steps, timed_seconds = 0, 0.0
+  timer = StepTimer(start_step)
   metrics = None
   for step in range(start_step + 1, config.num_train_steps + 1):
     batch = next(batches)
@@ -399,12 +426,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             f"loss is {metrics['loss']} at step {step}; the last good checkpoint "
             f"is step {manager.latest_step()} in {checkpointing.checkpoint_dir(workdir)}. "
             "Lower config.optimizer.learning_rate or set config.optimizer.grad_clip_norm.")
-      elapsed = time.time() - last_log_time
-      steps_done = step - last_log_step
-      if last_log_step > start_step:
-        timed_steps, timed_seconds = timed_steps + steps_done, timed_seconds + elapsed
-      last_log_time, last_log_step = time.time(), step
-      step_time = elapsed / max(steps_done, 1)
+      step_time = timer.lap(step)
       progress.set_postfix(loss=f"{metrics['loss']:.4f}",
                            style=f"{metrics['style_loss']:.4f}",
                            content=f"{metrics['content_loss']:.4f}")
@@ -423,7 +445,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         for name, c, s in zip(names, contents, stylized):
           writer.image(f"eval/{name}", np.concatenate([c, s], axis=1)[None], step)
         writer.flush()
-      last_log_time += time.time() - eval_start
+      timer.exclude(time.time() - eval_start)
     checkpointing.save(manager, step, state, dict(meta, step=step), force=is_last)
   progress.close()
   manager.wait_until_finished()
@@ -444,7 +466,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "steps": int(state.step),
         "resumed_from_step": start_step,
         "wall_time_s": time.time() - wall_start,
-        "step_time_s": timed_seconds / timed_steps if timed_steps else None,
+        "step_time_s": timer.mean,
         "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "vgg": trainer.loss_net.description,
         "devices": jax.device_count(),

@@ -161,3 +161,15 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
   assert proc.returncode != 0
   assert "FloatingPointError" in proc.stderr and "last good checkpoint" in proc.stderr
   assert not (tmp_path / "summary.json").exists()
+
+
+def test_step_timer_skips_the_compiling_interval_and_excluded_time():
+  from jaxstyle import train  # pylint: disable=g-import-not-at-top
+  clock = iter([0.0, 10.0, 12.0, 17.0])      # the times StepTimer reads
+  timer = train.StepTimer(start_step=0, clock=lambda: next(clock))  # t=0
+  assert timer.lap(5) == 2.0                 # t=10: 5 steps incl. compilation, not counted
+  assert timer.mean is None
+  assert timer.lap(10) == 0.4                # t=12: counted
+  timer.exclude(3.0)                         # 3 s of evaluation between laps
+  assert timer.lap(15) == 0.4                # t=17: 5 s elapsed minus 3 s excluded
+  assert timer.mean == 0.4
