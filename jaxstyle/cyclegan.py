@@ -528,20 +528,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
       progress.set_postfix(g=f"{last_window['g/loss']:.3f}", d=f"{last_window['d/loss']:.3f}",
                            cyc=f"{last_window['g/cycle_a']:.3f}")
       if writer is not None:
-        for key, value in last_window.items():
-          writer.scalar(f"train/{key}", value, step)
-        writer.scalar("train/learning_rate", trainer.schedule(step - 1), step)
-        writer.scalar("perf/step_time_s", step_time, step)
-        writer.scalar("perf/images_per_s", config.batch_size / step_time, step)
+        train.write_train_scalars(writer, step, last_window,
+                                  learning_rate=trainer.schedule(step - 1),
+                                  step_time=step_time, batch_size=config.batch_size)
     if step % config.image_every_steps == 0 or is_last:
       eval_start = time.time()
       eval_metrics, fakes, recs = trainer.evaluate(state.generators.params, eval_images)
       if writer is not None:
-        for key, value in eval_metrics.items():
-          writer.scalar(f"eval/{key}", value, step)
-        for name, c, f, r in zip(names, contents, fakes, recs):
-          writer.image(f"eval/{name}", np.concatenate([c, f, r], axis=1)[None], step)
-        writer.flush()
+        train.write_eval_summaries(writer, step, eval_metrics, names,
+                                   zip(contents, fakes, recs))
       timer.exclude(time.time() - eval_start)
     checkpointing.save(manager, step, state, dict(meta, step=step), force=is_last)
   progress.close()

@@ -342,6 +342,26 @@ class StepTimer:
     return self.seconds / self.steps if self.steps else None
 
 
+def write_train_scalars(writer, step: int, metrics: Mapping[str, float], *,
+                        learning_rate: float, step_time: float, batch_size: int) -> None:
+  """The TensorBoard scalars every training loop logs at a log step."""
+  for key, value in metrics.items():
+    writer.scalar(f"train/{key}", value, step)
+  writer.scalar("train/learning_rate", learning_rate, step)
+  writer.scalar("perf/step_time_s", step_time, step)
+  writer.scalar("perf/images_per_s", batch_size / step_time, step)
+
+
+def write_eval_summaries(writer, step: int, metrics: Mapping[str, float], names,
+                         panels) -> None:
+  """Eval scalars, and one image per eval image: its panels side by side."""
+  for key, value in metrics.items():
+    writer.scalar(f"eval/{key}", value, step)
+  for name, row in zip(names, panels):
+    writer.image(f"eval/{name}", np.concatenate(row, axis=1)[None], step)
+  writer.flush()
+
+
 def save_gallery(folder: str, names, contents, stylized) -> str:
   """One PNG per eval image plus a grid (content | stylized per row)."""
   os.makedirs(folder, exist_ok=True)
@@ -431,20 +451,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                            style=f"{metrics['style_loss']:.4f}",
                            content=f"{metrics['content_loss']:.4f}")
       if writer is not None:
-        for key, value in metrics.items():
-          writer.scalar(f"train/{key}", value, step)
-        writer.scalar("train/learning_rate", trainer.schedule(step - 1), step)
-        writer.scalar("perf/step_time_s", step_time, step)
-        writer.scalar("perf/images_per_s", config.batch_size / step_time, step)
+        write_train_scalars(writer, step, metrics, learning_rate=trainer.schedule(step - 1),
+                            step_time=step_time, batch_size=config.batch_size)
     if step % config.image_every_steps == 0 or is_last:
       eval_start = time.time()
       eval_metrics, stylized = trainer.evaluate(state.params, eval_images)
       if writer is not None:
-        for key, value in eval_metrics.items():
-          writer.scalar(f"eval/{key}", value, step)
-        for name, c, s in zip(names, contents, stylized):
-          writer.image(f"eval/{name}", np.concatenate([c, s], axis=1)[None], step)
-        writer.flush()
+        write_eval_summaries(writer, step, eval_metrics, names, zip(contents, stylized))
       timer.exclude(time.time() - eval_start)
     checkpointing.save(manager, step, state, dict(meta, step=step), force=is_last)
   progress.close()
