@@ -87,6 +87,27 @@ def test_onnx_graph_is_dynamic_nchw_with_native_ops(exported):
   assert not {"Range", "Slice", "Gather", "Expand", "Reshape", "Shape"} & set(ops)
 
 
+def test_low_memory_onnx_session_gives_the_same_pixels(exported):
+  """jaxstyle.onnx_inference: the serving helper, with and without low_memory."""
+  out, _ = exported
+  code = f"""
+import sys, numpy as np
+sys.path.insert(0, {REPO!r})
+from jaxstyle import onnx_inference
+x = np.random.default_rng(0).random((2, 64, 96, 3), np.float32)
+plain = onnx_inference.run(onnx_inference.session({str(out / "tiny.onnx")!r}, 2), x)
+assert onnx_inference.map_large_allocations_directly()  # glibc (Linux)
+low = onnx_inference.run(onnx_inference.session({str(out / "tiny.onnx")!r}, 2, low_memory=True), x)
+assert plain.shape == x.shape and np.array_equal(plain, low), np.abs(plain - low).max()
+print("jax" in sys.modules, "jaxstyle.export" in sys.modules)
+"""
+  # A fresh process: the allocator setting is process-wide, and the helper
+  # must not pull in JAX or the exporter.
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.split() == ["False", "False"]
+
+
 def test_coreml_package_image_io_flexible_size_metadata(exported):
   import coremltools as ct
   out, report = exported
@@ -219,6 +240,43 @@ def test_interpreter_names_the_op_that_overflows_fp16():
   assert (bad.op_name, bad.op_type, bad.count) == ("square", "mul", 1)
 
 
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_interpreter_block_rearrangements_match_onnxruntime(mode):
+  """SpaceToDepth/DepthToSpace lowered to MIL and run by the interpreter equal
+  onnxruntime's own kernels (an independent reading of the channel order)."""
+  import onnxruntime as ort
+  from onnx import TensorProto, helper
+  from jaxstyle.export import coreml_export, mil_interpreter
+  nodes = [helper.make_node("SpaceToDepth", ["x"], ["s"], blocksize=2),
+           helper.make_node("Relu", ["s"], ["r"]),  # keeps the pair from cancelling
+           helper.make_node("DepthToSpace", ["r"], ["y"], blocksize=2, mode=mode)]
+  vi = lambda n, c, h, w: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, h, w])
+  graph = helper.make_graph(nodes, "blocks", [vi("x", 3, 4, 6)], [vi("y", 3, 4, 6)],
+                            value_info=[vi("s", 12, 2, 3)])
+  proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+  x = np.random.default_rng(0).normal(size=(1, 3, 4, 6)).astype(np.float32)
+  want = ort.InferenceSession(proto.SerializeToString(),
+                              providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+  if mode == "DCR":  # SpaceToDepth then DCR DepthToSpace is the identity on relu(x)
+    np.testing.assert_array_equal(want, np.maximum(x, 0))
+  from coremltools.converters.mil.mil import Builder as mb
+  from coremltools.converters.mil.mil import types
+  import coremltools as ct
+
+  @mb.program(input_specs=[mb.TensorSpec((1, 3, 4, 6), dtype=types.fp32)],
+              opset_version=ct.target.iOS15)
+  def prog(x):
+    values = {"x": x}
+    get = values.__getitem__
+    for node in nodes:
+      values[node.output[0]] = coreml_export._LOWERINGS[node.op_type](mb, node, get, {})
+    return values["y"]
+  outputs, bad = mil_interpreter.run(prog, {"x": x})
+  assert bad is None
+  (got,) = outputs.values()
+  np.testing.assert_array_equal(got, want)
+
+
 def test_interpreter_refuses_ops_it_does_not_know():
   from jaxstyle.export import mil_interpreter
   build = lambda mb, x, dt: mb.gelu(x=x)
@@ -226,19 +284,24 @@ def test_interpreter_refuses_ops_it_does_not_know():
     mil_interpreter.run(_mil_program(build, "fp32"), {"x": np.ones(4, np.float32)})
 
 
-def test_default_unet_exports_small_package_with_native_ops(tmp_path):
-  """Random parameters for the default architecture: graph shape, size, numerics."""
+@pytest.mark.parametrize("config_name", ["default", "patch2"])
+def test_unet_exports_small_package_with_native_ops(config_name, tmp_path):
+  """Random parameters for the default and the 2×2-patch architectures: graph
+  shape, package size, numerics."""
+  import importlib
+  from jaxstyle import models
   from jaxstyle.export import exporter
   from jaxstyle.export import model as model_lib
-  from jaxstyle.models.unet import UNet
-  config = dict(name="unet", features=(16, 32, 64, 128), num_res_blocks=5, separable=True,
-                skips=True, depthwise_impl="auto")
-  params = UNet().init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))["params"]
-  model = model_lib.from_params(config, params)
-  assert model.num_params == 240_979
+  config = importlib.import_module(f"configs.{config_name}").get_config().model
+  params = models.create_model(config).init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
+  model = model_lib.from_params(config.to_dict(), params["params"])
+  patches = config_name == "patch2"
+  assert (model.num_params, model.multiple) == ((243_580, 16) if patches else (240_979, 8))
   onnx_path = str(tmp_path / "default.onnx")
   ops = exporter.build_onnx(model, onnx_path)["ops"]
   assert ops["Conv"] == 46 and ops["InstanceNormalization"] == 23 and ops["Transpose"] == 2
+  assert ops.get("SpaceToDepth") == ops.get("DepthToSpace") == (1 if patches else None)
+  assert "Reshape" not in ops
   checks = exporter.verify_onnx(onnx_path, model, ((64, 64), (128, 64), (256, 256)))
   assert max(c.max_abs_error for c in checks) <= 1e-4
   path = str(tmp_path / "default.mlpackage")
@@ -247,6 +310,9 @@ def test_default_unet_exports_small_package_with_native_ops(tmp_path):
   assert size <= 1_000_000, size
   assert info["ops"]["conv"] == 46 and info["ops"]["pad"] == 24
   assert info["ops"]["upsample_nearest_neighbor"] == 3 and info["ops"]["concat"] == 3
+  assert info["ops"].get("space_to_depth") == info["ops"].get("depth_to_space") == (
+      1 if patches else None)
+  assert "reshape" not in info["ops"] and "transpose" not in info["ops"]
   # The translation of the full architecture is exact in fp32 (random weights
   # say nothing about fp16 error, which the trained tiny model checks above).
   path32 = str(tmp_path / "default32.mlpackage")

@@ -8,6 +8,19 @@ import pytest
 from jaxstyle.models import layers
 
 
+def test_space_to_depth_and_back_match_explicit_loops():
+  x = np.random.default_rng(0).normal(size=(2, 6, 4, 3)).astype(np.float32)
+  block = 2
+  want = np.zeros((2, 3, 2, 12), np.float32)
+  for i in range(block):        # pixel (i, j) of each block → channel (i·b + j)·C + c
+    for j in range(block):
+      for c in range(3):
+        want[..., (i * block + j) * 3 + c] = x[:, i::block, j::block, c]
+  got = np.asarray(layers.space_to_depth(jnp.asarray(x), block))
+  np.testing.assert_array_equal(got, want)
+  np.testing.assert_array_equal(np.asarray(layers.depth_to_space(jnp.asarray(want), block)), x)
+
+
 def test_instance_norm_matches_numpy_float64():
   rng = np.random.default_rng(0)
   x = rng.normal(3.0, 5.0, size=(2, 9, 7, 4)).astype(np.float32)

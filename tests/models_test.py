@@ -87,24 +87,29 @@ def test_unknown_model_or_key_is_a_clear_error():
 # U-Net ablation switches.
 
 
-def _unet_param_count(features, num_res_blocks, separable, skips):
+def _unet_param_count(features, num_res_blocks, separable, skips, patch_size=1):
   """From the layer shapes in unet.py's docstring, independently of Flax."""
   def conv_norm(c_in, c_out):  # no conv bias (the norm removes it); IN scale + shift
     conv = 9 * c_in + c_in * c_out if separable else 9 * c_in * c_out
     return conv + 2 * c_out
   f = features
-  n = 9 * 3 * f[0] + 2 * f[0]                      # stem conv + norm
+  pixels = 3 * patch_size ** 2                    # channels of a space-to-depth patch
+  n = 9 * pixels * f[0] + 2 * f[0]                 # stem conv + norm
   for level in range(1, len(f)):
     n += conv_norm(f[level - 1], f[level]) + conv_norm(f[level], f[level])
   n += num_res_blocks * 2 * conv_norm(f[-1], f[-1])
   for level in range(len(f) - 1, 0, -1):
     width = f[level - 1]
     n += conv_norm(f[level], width) + conv_norm(2 * width if skips else width, width)
-  return n + 9 * f[0] * 3 + 3                     # head conv with bias
+  return n + 9 * f[0] * pixels + pixels           # head conv with bias
 
 
 @pytest.mark.parametrize("variant", [
     dict(features=(16, 32, 64, 128), num_res_blocks=5),  # the default: 240,979
+    dict(features=(16, 32, 64, 128), num_res_blocks=5, patch_size=2,
+         conv_before_upsample=True),  # configs/patch2.py: 243,580
+    dict(features=(8, 16, 32), num_res_blocks=1, patch_size=2),
+    dict(features=(8, 16, 32), num_res_blocks=1, conv_before_upsample=True),
     dict(features=(8, 16, 32), num_res_blocks=2, separable=False),
     dict(features=(8, 16, 32), num_res_blocks=2, skips=False),
     dict(features=(8, 16, 32), num_res_blocks=1, separable=False, skips=False),
@@ -112,12 +117,13 @@ def _unet_param_count(features, num_res_blocks, separable, skips):
 def test_unet_variants_build_run_and_have_the_expected_size(variant):
   model = models.create_model(ml_collections.ConfigDict(dict(name="unet", **variant)))
   want = _unet_param_count(variant["features"], variant["num_res_blocks"],
-                           variant.get("separable", True), variant.get("skips", True))
+                           variant.get("separable", True), variant.get("skips", True),
+                           variant.get("patch_size", 1))
   assert _param_count(model, 32) == want
   if variant["features"] == (16, 32, 64, 128):
-    assert want == 240_979
+    assert want == (243_580 if variant.get("patch_size") == 2 else 240_979)
     return
-  x = jax.random.uniform(jax.random.key(0), (2, 24, 40, 3))
+  x = jax.random.uniform(jax.random.key(0), (2, 8 * model.size_multiple, 40, 3))
   y = model.apply(model.init(jax.random.key(1), x), x)
   assert y.shape == x.shape
   assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0 and float(y.std()) > 0
@@ -247,6 +253,7 @@ def test_create_model_builds_transformer_net_and_names_foreign_keys():
   # The U-Net's switches mean nothing to TransformerNet: a config that only
   # changed model.name must fail naming them.
   unet_keys = dict(default.get_config().model)
-  with pytest.raises(ValueError, match=r"unknown keys \['depthwise_impl', 'separable', "
-                     r"'skips'\] for model 'transformer_net'"):
+  with pytest.raises(ValueError, match=r"unknown keys \['conv_before_upsample', "
+                     r"'depthwise_impl', 'patch_size', 'separable', 'skips'\] for model "
+                     r"'transformer_net'"):
     models.create_model(ml_collections.ConfigDict(dict(unet_keys, name="transformer_net")))

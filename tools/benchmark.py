@@ -33,6 +33,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -213,7 +214,7 @@ def torch_baseline_row(batch, size, steps, device="cpu"):
           f"params) + VGG16, Adam, batch {batch} @ {size}²", seconds, batch / seconds, None)
 
 
-def inference_rows(config, sizes):
+def inference_rows(config, sizes, count_only=False):
   model = models.create_model(config.model)
   params = model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
   apply = jax.jit(model.apply)
@@ -221,30 +222,67 @@ def inference_rows(config, sizes):
   for size in sizes:
     x = jnp.zeros((1, size, size, 3))
     macs = flops.count_macs(model.clone(depthwise_impl="conv").apply, params, x)
-    rows.append((f"inference 1 image @ {size}² (JAX jit)", timeit(apply, params, x), None, macs))
+    seconds = None if count_only else timeit(apply, params, x)
+    rows.append((f"inference 1 image @ {size}² (JAX jit)", seconds, None, macs))
   return rows
 
 
-def onnx_rows(config, sizes, threads):
+def base_config(overrides):
+  """configs/default.py with `--set KEY=VALUE` overrides applied."""
+  import ast
+  config = default.get_config()
+  for item in overrides:
+    key, _, text = item.partition("=")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    config.update_from_flattened_dict({key: value})
+  return config
+
+
+def patch2(config):
+  """configs/patch2.py's network: 2×2 pixel patches, channels narrowed before
+  upsampling (the speed variant, next to the default in the same run)."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.model.patch_size = 2
+  config.model.conv_before_upsample = True
+  return config
+
+
+def onnx_rows(config, sizes, threads, label=""):
   """The same network exported to ONNX (jaxstyle.export), run by onnxruntime."""
   import onnx
   import onnxruntime as ort
+  from jaxstyle import onnx_inference
   from jaxstyle.export import model as export_model
   from jaxstyle.export import onnx_export
   model = models.create_model(config.model)
   params = model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))["params"]
   exported = export_model.from_params(config.model.to_dict(), params)
   proto, _ = onnx_export.trace(exported)
-  sess = onnx_export.session(proto.SerializeToString(), threads)
+  sess = onnx_inference.session(proto.SerializeToString(), threads)
   rows = []
   for size in sizes:
     x = np.random.default_rng(0).random((1, size, size, 3), np.float32)
     seconds = timeit(lambda x: sess.run(None, {"image": x})[0], x)
-    rows.append((f"inference 1 image @ {size}² (onnxruntime {ort.__version__}, "
+    rows.append((f"{label}inference 1 image @ {size}² (onnxruntime {ort.__version__}, "
                  f"{threads} threads)", seconds, None, None))
   path = os.path.join(tempfile.mkdtemp(prefix="jaxstyle-bench-"), "model.onnx")
   onnx.save(proto, path)
   return rows, path
+
+
+def onnx_inference_low_memory_rows(path, sizes, threads, name):
+  """ms per image with jaxstyle.onnx_inference's low-memory session (this
+  process's allocator setting stays changed afterwards; it runs last)."""
+  from jaxstyle import onnx_inference
+  sess = onnx_inference.session(path, threads, low_memory=True)
+  rows = []
+  for size in sizes:
+    x = np.random.default_rng(0).random((1, size, size, 3), np.float32)
+    rows.append((f"{name} @ {size}²", timeit(lambda x: sess.run(None, {"image": x})[0], x)))
+  return rows
 
 
 def load_photos(path, short_side):
@@ -331,24 +369,28 @@ def train_run(config, steps, photos_path, out_dir, log_every=50):
 
 
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec, so a
-# child of this (multi-GB) process would report the parent's size.
+# child of this (multi-GB) process would report the parent's size. The image is
+# random, not np.zeros: untouched zero pages are not resident and would hide
+# the input buffer.
 _PEAK = """
-import numpy as np, onnxruntime as ort
-o = ort.SessionOptions(); o.intra_op_num_threads = {threads}
-o.enable_cpu_mem_arena = {arena}
-o.graph_optimization_level = ort.GraphOptimizationLevel.{level}
-s = ort.InferenceSession({path!r}, o, providers=["CPUExecutionProvider"])
-s.run(None, {{"image": np.zeros((1, {size}, {size}, 3), np.float32)}})
+import sys
+sys.path.insert(0, {root!r})
+import numpy as np
+from jaxstyle import onnx_inference
+s = onnx_inference.session({path!r}, {threads}, low_memory={low_memory})
+x = np.random.default_rng(0).random((1, {size}, {size}, 3), np.float32)
+onnx_inference.run(s, x)
 print(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 """
 
 
-def onnx_peak_memory_mb(path, size, threads, arena, level="ORT_ENABLE_ALL"):
+def onnx_peak_memory_mb(path, size, threads, low_memory):
   """Peak RSS (MB) of a fresh process: import onnxruntime, load, one inference."""
-  out = subprocess.run([sys.executable, "-c", _PEAK.format(path=path, size=size, threads=threads,
-                                                            arena=arena, level=level)],
-                       capture_output=True, text=True, check=True).stdout
-  return int(out.split()[-1]) / 1024
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run([sys.executable, "-c", _PEAK.format(
+      root=root, path=path, size=size, threads=threads, low_memory=low_memory)],
+      capture_output=True, text=True, check=True).stdout
+  return int(out.strip().splitlines()[-1]) / 1024
 
 
 def main():
@@ -369,11 +411,14 @@ def main():
   parser.add_argument("--threads", type=int, default=os.cpu_count(),
                       help="onnxruntime intra-op threads")
   parser.add_argument("--no_onnx", action="store_true", help="skip the onnxruntime rows")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="config override for every row, e.g. model.patch_size=2 "
+                      "(value parsed as a Python literal)")
   parser.add_argument("--inference_only", action="store_true",
                       help="only the GEMM peak and the inference rows")
   args = parser.parse_args()
 
-  config = default.get_config()
+  config = base_config(args.set)
   config.batch_size = args.batch
   config.data.image_size = args.size
   config.style.size = args.size
@@ -388,7 +433,7 @@ def main():
   if not args.inference_only:
     rows += step_rows(config, args.batch, args.size, args.steps)
     rows.append(pipeline_row(args.batch, args.size))
-    conv_config = default.get_config()
+    conv_config = base_config(args.set)
     conv_config.update_from_flattened_dict({
         "batch_size": args.batch, "data.image_size": args.size, "style.size": args.size,
         "model.depthwise_impl": "conv", "vgg.path": args.vgg_path})
@@ -402,10 +447,15 @@ def main():
     ort_rows, onnx_path = onnx_rows(config, sizes, args.threads)
     macs = [r[3] for r in rows[-len(sizes):]]  # the JAX rows' counts
     rows += [(name, sec, ips, m) for (name, sec, ips, _), m in zip(ort_rows, macs)]
+    variant = patch2(config)
+    base_macs = [r[3] for r in inference_rows(variant, sizes, count_only=True)]
+    base_rows, base_path = onnx_rows(variant, sizes, args.threads,
+                                     label="2×2-patch U-Net (configs/patch2.py): ")
+    rows += [(name, sec, ips, m) for (name, sec, ips, _), m in zip(base_rows, base_macs)]
 
   if args.train_run:
     import json
-    run_config = default.get_config()
+    run_config = base_config(args.set)
     run_config.update_from_flattened_dict({
         "batch_size": args.batch, "data.image_size": args.size, "style.size": args.size,
         "vgg.path": args.vgg_path})
@@ -431,10 +481,15 @@ def main():
     largest = max(sizes)
     print(f"\nonnxruntime peak process memory (VmHWM), one {largest}² inference in a fresh "
           "process:")
-    for arena, level in ((True, "ORT_ENABLE_ALL"), (False, "ORT_ENABLE_ALL"),
-                         (False, "ORT_ENABLE_BASIC")):
-      mb = onnx_peak_memory_mb(onnx_path, largest, args.threads, arena, level)
-      print(f"  CPU memory arena {'on ' if arena else 'off'}, {level}: {mb:.0f} MB")
+    print("| model | onnxruntime defaults | low_memory=True |\n|---|---:|---:|")
+    for name, path in (("default", onnx_path), ("2×2-patch U-Net", base_path)):
+      mbs = [onnx_peak_memory_mb(path, largest, args.threads, low) for low in (False, True)]
+      print(f"| {name} | {mbs[0]:.0f} MB | {mbs[1]:.0f} MB |")
+    low = (onnx_inference_low_memory_rows(onnx_path, sizes, args.threads, "default")
+           + onnx_inference_low_memory_rows(base_path, sizes, args.threads, "2×2-patch"))
+    print("\nonnxruntime with low_memory=True (arena off, large buffers mmap'd), same run:")
+    for name, seconds in low:
+      print(f"  {name}: {seconds * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -59,12 +59,12 @@ def to_mil(proto: onnx.ModelProto, *, target=None):
   inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
   (inp,), (out,) = graph.input, graph.output
   shape = (1, 3, get_new_symbol(), get_new_symbol())
-  centered_pads = _centerable_pads(graph, inp.name)
+  centered_pads, centered_rearranged = _centerable_pads(graph, inp.name)
   with Function({inp.name: mb.placeholder(shape=shape, dtype=types.fp32)},
                 opset_version=target) as func:
     pixels = func.inputs[inp.name]  # 0–255: integers, exact in fp16
     values = {inp.name: mb.mul(x=pixels, y=np.float32(1 / 255), name="image_scaled")}
-    centered = None
+    centered = {}  # tensor name → its centered version
 
     def get(name):
       if name in values:
@@ -74,12 +74,14 @@ def to_mil(proto: onnx.ModelProto, *, target=None):
       raise ExportError(f"Core ML: tensor {name!r} is used before it is defined")
 
     for node in graph.node:
+      if (node in centered_pads or node in centered_rearranged) and not centered:
+        offset = mb.round(x=mb.reduce_mean(x=pixels, axes=[2, 3], keep_dims=True))
+        centered[inp.name] = mb.mul(x=mb.sub(x=pixels, y=offset), y=np.float32(1 / 255),
+                                    name="image_centered")
+      if node in centered_rearranged:
+        centered[node.output[0]] = _space_to_depth(mb, node, centered.get, inits)
       if node in centered_pads:
-        if centered is None:
-          offset = mb.round(x=mb.reduce_mean(x=pixels, axes=[2, 3], keep_dims=True))
-          centered = mb.mul(x=mb.sub(x=pixels, y=offset), y=np.float32(1 / 255),
-                            name="image_centered")
-        values[node.output[0]] = _pad(mb, node, lambda _: centered, inits)
+        values[node.output[0]] = _pad(mb, node, centered.get, inits)
         continue
       lower = _LOWERINGS.get(node.op_type)
       if lower is None:
@@ -101,23 +103,30 @@ def to_mil(proto: onnx.ModelProto, *, target=None):
 
 
 def _centerable_pads(graph, input_name):
-  """Pads of the image that feed bias-free convolutions normalized right after.
+  """Pads of the image (or of its `SpaceToDepth`) that feed bias-free
+  convolutions normalized right after.
 
   Those get the image minus its rounded per-channel mean, in 0–255 units, then
-  scaled by 1/255. In exact arithmetic that changes nothing (reflect padding
-  keeps a constant constant, the convolution is linear, instance norm removes
-  per-channel offsets). In fp16 it does: x/255 rounds to 1/16 of a gray level,
-  and the first convolution's edge-like channels, near zero on smooth regions,
-  are scaled up ~50× by the norm; integer differences are exact and small
-  values keep their relative precision (max error 0.018 → 0.009 at 2048² on
-  the tiny test model, docs/export.md).
+  scaled by 1/255. In exact arithmetic that changes nothing (space-to-depth and
+  reflect padding keep a per-channel constant a per-channel constant, the
+  convolution is linear, instance norm removes per-channel offsets). In fp16 it
+  does: x/255 rounds to 1/16 of a gray level, and the first convolution's
+  edge-like channels, near zero on smooth regions, are scaled up ~50× by the
+  norm; integer differences are exact and small values keep their relative
+  precision (max error 0.018 → 0.009 at 2048² on the tiny test model,
+  docs/export.md). Returns (pads, the SpaceToDepth nodes between image and pad).
   """
   users = {}
   for n in graph.node:
     for i in n.input:
       users.setdefault(i, []).append(n)
+  image_like, rearranged = [input_name], []
+  for node in users.get(input_name, []):
+    if node.op_type == "SpaceToDepth":
+      image_like.append(node.output[0])
+      rearranged.append(node)
   found = []
-  for pad in users.get(input_name, []):
+  for pad in (u for name in image_like for u in users.get(name, [])):
     mode = attr(pad, "mode", b"constant")
     if pad.op_type != "Pad" or mode not in (b"reflect", b"edge", "reflect", "edge"):
       continue
@@ -127,7 +136,7 @@ def _centerable_pads(graph, input_name):
     if convs and all(u.op_type == "InstanceNormalization"
                      for c in convs for u in users.get(c.output[0], [])):
       found.append(pad)
-  return found
+  return found, [n for n in rearranged if any(p.input[0] == n.output[0] for p in found)]
 
 
 def _conv(mb, node, get, inits):
@@ -194,6 +203,22 @@ def _resize(mb, node, get, inits):
                                       scale_factor_width=int(scales[3]))
 
 
+def _space_to_depth(mb, node, get, inits):
+  return mb.space_to_depth(x=get(node.input[0]), block_size=int(attr(node, "blocksize")))
+
+
+def _depth_to_space(mb, node, get, inits):
+  mode = attr(node, "mode", b"DCR")
+  mode = mode.decode() if isinstance(mode, bytes) else mode
+  x, block = get(node.input[0]), int(attr(node, "blocksize"))
+  # MIL depth_to_space orders channels as TensorFlow's DepthToSpace (its TF
+  # frontend maps one onto the other), which is ONNX's DCR; pixel_shuffle is
+  # PyTorch's, ONNX's CRD.
+  if mode == "DCR":
+    return mb.depth_to_space(x=x, block_size=block)
+  return mb.pixel_shuffle(x=x, upscale_factor=block)
+
+
 def _binary(op):
   def lower(mb, node, get, inits):
     return getattr(mb, op)(x=get(node.input[0]), y=get(node.input[1]))
@@ -217,6 +242,8 @@ _LOWERINGS = {
     "Pad": _pad,
     "InstanceNormalization": _instance_norm,
     "Resize": _resize,
+    "SpaceToDepth": _space_to_depth,
+    "DepthToSpace": _depth_to_space,
     "Concat": lambda mb, node, get, inits: mb.concat(
         values=[get(i) for i in node.input], axis=int(attr(node, "axis"))),
     "Transpose": lambda mb, node, get, inits: mb.transpose(

@@ -100,6 +100,31 @@ def _upsample(x, scale_factor_height=1, scale_factor_width=1):
   return np.repeat(np.repeat(x, int(scale_factor_height), axis=-2), int(scale_factor_width), axis=-1)
 
 
+def _space_to_depth(x, block_size):
+  """NCHW; output channel (i·b + j)·C + c holds pixel (i, j) of each b×b block
+  of channel c (TensorFlow's SpaceToDepth, which coremltools maps onto this op)."""
+  n, c, h, w = x.shape
+  b = int(block_size)
+  x = x.reshape(n, c, h // b, b, w // b, b)
+  return x.transpose(0, 3, 5, 1, 2, 4).reshape(n, b * b * c, h // b, w // b)
+
+
+def _depth_to_space(x, block_size):
+  """Inverse of `_space_to_depth` (TensorFlow's DepthToSpace, ONNX's DCR)."""
+  n, c, h, w = x.shape
+  b = int(block_size)
+  x = x.reshape(n, b, b, c // (b * b), h, w)
+  return x.transpose(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
+
+
+def _pixel_shuffle(x, upscale_factor):
+  """PyTorch's pixel_shuffle (ONNX DepthToSpace mode CRD): channel c·b² + i·b + j."""
+  n, c, h, w = x.shape
+  b = int(upscale_factor)
+  x = x.reshape(n, c // (b * b), b, b, h, w)
+  return x.transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (b * b), h * b, w * b)
+
+
 def _concat(values, axis, interleave=False):
   if interleave:
     raise UnsupportedOp("concat with interleave=True")
@@ -133,6 +158,9 @@ OPS = {
     "pad": _pad,
     "upsample_nearest_neighbor": _upsample,
     "concat": _concat,
+    "space_to_depth": _space_to_depth,
+    "depth_to_space": _depth_to_space,
+    "pixel_shuffle": _pixel_shuffle,
     "transpose": lambda x, perm: np.transpose(x, [int(p) for p in perm]),
     "cast": _cast,
 }

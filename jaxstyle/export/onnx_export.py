@@ -8,9 +8,9 @@ same graph with [batch, 3, H, W] at both ends (what the Core ML bridge reads).
 
 import logging
 
-import numpy as np
 import onnx
 
+from jaxstyle import onnx_inference
 from jaxstyle.export import onnx_graph
 from jaxstyle.export.model import ExportModel
 
@@ -59,20 +59,9 @@ def trace(model: ExportModel, io: str = "nhwc", params=None) -> tuple[onnx.Model
   return optimized, report
 
 
-def session(path_or_bytes, threads: int | None = None):
-  import onnxruntime as ort
-  options = ort.SessionOptions()
-  if threads:
-    options.intra_op_num_threads = threads
-  options.log_severity_level = 3
-  return ort.InferenceSession(path_or_bytes, options, providers=["CPUExecutionProvider"])
-
-
-def run(sess, images_nhwc: np.ndarray, io: str = "nhwc") -> np.ndarray:
-  x = np.ascontiguousarray(images_nhwc, np.float32)
-  if io == "nchw":
-    return sess.run(None, {"image": x.transpose(0, 3, 1, 2)})[0].transpose(0, 2, 3, 1)
-  return sess.run(None, {"image": x})[0]
+# Running an export needs neither JAX nor this module: jaxstyle.onnx_inference.
+session = onnx_inference.session
+run = onnx_inference.run
 
 
 def op_counts(proto) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""jax2onnx lowerings for jaxstyle's reflect padding and nearest upsampling.
+"""jax2onnx lowerings for jaxstyle's reflect padding, nearest upsampling and
+space-to-depth / depth-to-space.
 
 Without them jax2onnx traces `jnp.pad(mode='reflect')` into slices, reversals
 and `Range` chains (which also need the image size known at trace time), and
@@ -7,6 +8,9 @@ While `to_onnx` traces, each plugin swaps the function in
 `jaxstyle.models.layers` for a primitive that becomes one ONNX op: `Pad` with
 mode 'reflect' and `Resize` (nearest, integer scales). Outside export the
 primitives evaluate with the layers' own code, so a traced function still runs.
+The block rearrangements become `SpaceToDepth` / `DepthToSpace` (DCR) between
+NHWC↔NCHW transposes, which the NCHW rewrite cancels; traced as reshapes they
+would need rank-6 tensors (Core ML stops at rank 5) and concrete sizes.
 """
 
 import jax
@@ -23,6 +27,8 @@ _LAYERS = "jaxstyle.models.layers"
 
 reflect_pad_p = Primitive("jaxstyle_reflect_pad")
 upsample_nearest_p = Primitive("jaxstyle_upsample_nearest")
+space_to_depth_p = Primitive("jaxstyle_space_to_depth")
+depth_to_space_p = Primitive("jaxstyle_depth_to_space")
 
 
 def _reflect_pad_impl(x, *, pad):
@@ -35,7 +41,21 @@ def _upsample_impl(x, *, factor):
   return x.reshape(b, h * factor, w * factor, c)
 
 
-for _prim, _impl in ((reflect_pad_p, _reflect_pad_impl), (upsample_nearest_p, _upsample_impl)):
+def _space_to_depth_impl(x, *, block):
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // block, block, w // block, block, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h // block, w // block, block * block * c)
+
+
+def _depth_to_space_impl(x, *, block):
+  b, h, w, c = x.shape
+  x = x.reshape(b, h, w, block, block, c // (block * block))
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * block, w * block, c // (block * block))
+
+
+for _prim, _impl in ((reflect_pad_p, _reflect_pad_impl), (upsample_nearest_p, _upsample_impl),
+                     (space_to_depth_p, _space_to_depth_impl),
+                     (depth_to_space_p, _depth_to_space_impl)):
   _prim.def_impl(_impl)
   mlir.register_lowering(_prim, mlir.lower_fun(_impl, multiple_results=False))
 
@@ -106,8 +126,63 @@ class UpsampleNearestPlugin(PrimitiveLeafPlugin):
     return [MonkeyPatchSpec(_LAYERS, "upsample_nearest", make)]
 
 
+def _nchw_wrapped(ctx, eqn, op, **attrs):
+  """NHWC x → Transpose → `op` (defined on NCHW) → Transpose → NHWC output."""
+  x = ctx.get_value_for_var(eqn.invars[0])
+  t = ctx.builder.Transpose(x, perm=[0, 3, 1, 2], _outputs=[ctx.fresh_name("to_nchw")])
+  y = getattr(ctx.builder, op)(t, _outputs=[ctx.fresh_name(op.lower())], **attrs)
+  _bind_output(ctx, eqn, ctx.builder.Transpose(y, perm=[0, 2, 3, 1],
+                                               _outputs=[ctx.fresh_name("to_nhwc")]))
+
+
+@register_primitive(jaxpr_primitive=space_to_depth_p.name, since="jaxstyle",
+                    context="primitives.jaxstyle", component="space_to_depth",
+                    onnx=[{"component": "SpaceToDepth"}], testcases=[])
+class SpaceToDepthPlugin(PrimitiveLeafPlugin):
+  """`layers.space_to_depth(x, b)` (NHWC) → ONNX `SpaceToDepth` on NCHW."""
+  _PRIM = space_to_depth_p
+
+  @staticmethod
+  def abstract_eval(x, *, block):
+    b, h, w, c = x.shape
+    return jax.core.ShapedArray((b, h // block, w // block, c * block * block), x.dtype)
+
+  def lower(self, ctx, eqn):
+    _nchw_wrapped(ctx, eqn, "SpaceToDepth", blocksize=eqn.params["block"])
+
+  @classmethod
+  def binding_specs(cls):
+    def make(orig):
+      del orig
+      return lambda x, block: space_to_depth_p.bind(x, block=int(block))
+    return [MonkeyPatchSpec(_LAYERS, "space_to_depth", make)]
+
+
+@register_primitive(jaxpr_primitive=depth_to_space_p.name, since="jaxstyle",
+                    context="primitives.jaxstyle", component="depth_to_space",
+                    onnx=[{"component": "DepthToSpace"}], testcases=[])
+class DepthToSpacePlugin(PrimitiveLeafPlugin):
+  """`layers.depth_to_space(x, b)` (NHWC) → ONNX `DepthToSpace` (DCR) on NCHW."""
+  _PRIM = depth_to_space_p
+
+  @staticmethod
+  def abstract_eval(x, *, block):
+    b, h, w, c = x.shape
+    return jax.core.ShapedArray((b, h * block, w * block, c // (block * block)), x.dtype)
+
+  def lower(self, ctx, eqn):
+    _nchw_wrapped(ctx, eqn, "DepthToSpace", blocksize=eqn.params["block"], mode="DCR")
+
+  @classmethod
+  def binding_specs(cls):
+    def make(orig):
+      del orig
+      return lambda x, block: depth_to_space_p.bind(x, block=int(block))
+    return [MonkeyPatchSpec(_LAYERS, "depth_to_space", make)]
+
+
 # The patches replace these names; a rename in layers.py must fail here, not
 # silently export the slow form.
-for _name in ("reflect_pad", "upsample_nearest"):
+for _name in ("reflect_pad", "upsample_nearest", "space_to_depth", "depth_to_space"):
   if not callable(getattr(layers, _name, None)):
     raise ImportError(f"jaxstyle.models.layers.{_name} is gone: update jaxstyle/export/onnx_plugins.py")

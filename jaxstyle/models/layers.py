@@ -51,6 +51,23 @@ def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
   return x.reshape(b, h * factor, w * factor, c)
 
 
+def space_to_depth(x: jax.Array, block: int) -> jax.Array:
+  """[B, H, W, C] → [B, H/b, W/b, b·b·C]: each b×b pixel block becomes one
+  position, channel (i·b + j)·C + c holding pixel (i, j) of channel c (the
+  order of ONNX `SpaceToDepth` and Core ML `space_to_depth`). Lossless."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // block, block, w // block, block, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h // block, w // block, block * block * c)
+
+
+def depth_to_space(x: jax.Array, block: int) -> jax.Array:
+  """Inverse of `space_to_depth` (ONNX `DepthToSpace` mode DCR)."""
+  b, h, w, c = x.shape
+  c_out = c // (block * block)
+  x = x.reshape(b, h, w, block, block, c_out)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * block, w * block, c_out)
+
+
 class InstanceNorm(nn.Module):
   """Instance normalization: per-sample, per-channel over H and W, with affine.
 
@@ -70,18 +87,33 @@ class InstanceNorm(nn.Module):
     return centered * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
+def same_for_every_phase(phases: int, base=nn.initializers.lecun_normal()):
+  """Kernel init for a conv feeding `depth_to_space`: one kernel drawn for the
+  output channels and repeated for each of the `phases` sub-pixel positions
+  (ICNR, Aitken et al. 2017). The output then starts as a nearest-neighbour
+  upsampling; independent draws per phase start it as a 2-pixel-periodic
+  pattern that training keeps (visible as a fine grid in stylized images)."""
+  def init(key, shape, dtype=jnp.float32):
+    *rest, out = shape
+    kernel = base(key, (*rest, out // phases), dtype)
+    return jnp.concatenate([kernel] * phases, axis=-1)
+  return init
+
+
 class Conv(nn.Module):
   """Standard k×k convolution with reflect padding."""
   features: int
   kernel_size: int = 3
   strides: int = 1
   use_bias: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = reflect_pad(x, self.kernel_size // 2)
     return nn.Conv(self.features, (self.kernel_size,) * 2, strides=self.strides,
-                   padding="VALID", use_bias=self.use_bias, name="conv")(x)
+                   padding="VALID", use_bias=self.use_bias, kernel_init=self.kernel_init,
+                   name="conv")(x)
 
 
 def _window(x, i, j, strides, out_h, out_w, row_step=1):

@@ -1,6 +1,6 @@
 """U-Net style-transfer network built from depthwise-separable convolutions.
 
-Layout for features=(16, 32, 64, 128) at 256×256:
+Layout of the default (features=(16, 32, 64, 128)) at 256×256:
 
   stem   3×3 conv 3→16                        256²   ─────────────────┐ skip
   down1  sep s2 16→32, sep 32→32              128²   ─────────────┐   │
@@ -13,8 +13,14 @@ Layout for features=(16, 32, 64, 128) at 256×256:
   up1    …→16, concat, sep                    256²   ←────────────────┘
   head   3×3 conv 16→3, sigmoid → RGB in [0, 1]
 
-Only the stem and head (3-channel ends, where depthwise convolution saves
-nothing) are standard convolutions.
+patch_size=2 (configs/patch2.py) wraps this in a lossless 2×2 space-to-depth
+(256²×3 → 128²×12 before the stem) and depth-to-space (head 16→12 → 256²×3),
+so every level runs at half the resolution; conv_before_upsample=True runs
+each decoder level's first conv before its upsampling ("sep 128→64, nearest
+×2"). Together: 0.28× the multiply-adds, ~5.8× faster under onnxruntime.
+
+Only the stem and head (pixel ends, where depthwise convolution saves little)
+are standard convolutions.
 """
 
 import functools
@@ -25,6 +31,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxstyle.models import layers
+
+
+def _identity_3x3(key, shape, dtype=jnp.float32):
+  """A k×k conv kernel (HWIO, I == O) that passes its input through."""
+  del key
+  k, _, channels, _ = shape
+  return jnp.zeros(shape, dtype).at[k // 2, k // 2].set(jnp.eye(channels, dtype=dtype))
 
 
 class ResidualBlock(nn.Module):
@@ -48,23 +61,43 @@ class UNet(nn.Module):
     skips: concatenate encoder features into the decoder (the U in U-Net).
     depthwise_impl: how depthwise convolutions run ('auto', 'shifts', 'conv');
       the parameters and the function are the same for all.
+    patch_size: the network works on patch_size×patch_size pixel blocks:
+      space-to-depth before the stem, depth-to-space after the head. 2 runs
+      every layer at a quarter of the pixels (≈4× less time and activation
+      memory at a given image size) and loses nothing: the stem sees every
+      pixel and the head writes every pixel.
+    conv_before_upsample: each decoder level first narrows the channels at the
+      lower resolution, then upsamples, instead of upsampling the wide map;
+      the same layers, ≈4× fewer MACs in them and half the upsampled memory.
+    shared_head_bias: with patches, one bias per colour added after
+      depth-to-space instead of one per sub-pixel phase (a per-phase offset
+      is a 2-pixel grid over the whole image).
+    phase_blend: with patches, a 3×3 conv 3→3 at full resolution after
+      depth-to-space (starts as the identity) that can mix the phases.
   """
   features: Sequence[int] = (16, 32, 64, 128)
   num_res_blocks: int = 5
   separable: bool = True
   skips: bool = True
   depthwise_impl: str = "auto"
+  patch_size: int = 1
+  conv_before_upsample: bool = False
+  shared_head_bias: bool = False
+  phase_blend: bool = False
 
   @property
   def size_multiple(self) -> int:
-    """Input H and W must be multiples of this (one halving per level)."""
-    return 2 ** (len(self.features) - 1)
+    """Input H and W must be multiples of this (the patch, one halving per level)."""
+    return self.patch_size * 2 ** (len(self.features) - 1)
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
     conv = functools.partial(layers.ConvNormAct, separable=self.separable,
                              depthwise_impl=self.depthwise_impl)
-    x = layers.Conv(self.features[0], 3, use_bias=False, name="stem")(images)
+    x = images
+    if self.patch_size > 1:
+      x = layers.space_to_depth(x, self.patch_size)
+    x = layers.Conv(self.features[0], 3, use_bias=False, name="stem")(x)
     x = nn.relu(layers.InstanceNorm(name="stem_norm")(x))
     encoded = [x]
     for level, width in enumerate(self.features[1:], start=1):
@@ -75,10 +108,22 @@ class UNet(nn.Module):
       x = ResidualBlock(self.features[-1], conv, name=f"res{i}")(x)
     for level in range(len(self.features) - 1, 0, -1):
       width = self.features[level - 1]
-      x = layers.upsample_nearest(x)
-      x = conv(width, name=f"up{level}_a")(x)
+      if self.conv_before_upsample:
+        x = layers.upsample_nearest(conv(width, name=f"up{level}_a")(x))
+      else:
+        x = conv(width, name=f"up{level}_a")(layers.upsample_nearest(x))
       if self.skips:
         x = jnp.concatenate([x, encoded[level - 1]], axis=-1)
       x = conv(width, name=f"up{level}_b")(x)
-    x = layers.Conv(3, 3, name="head")(x)
+    if self.patch_size > 1:
+      x = layers.Conv(3 * self.patch_size ** 2, 3, name="head",
+                      use_bias=not self.shared_head_bias,
+                      kernel_init=layers.same_for_every_phase(self.patch_size ** 2))(x)
+      x = layers.depth_to_space(x, self.patch_size)
+      if self.shared_head_bias:
+        x = x + self.param("head_bias", nn.initializers.zeros, (3,))
+      if self.phase_blend:
+        x = layers.Conv(3, 3, name="blend", kernel_init=_identity_3x3)(x)
+    else:
+      x = layers.Conv(3, 3, name="head")(x)
     return nn.sigmoid(x)
