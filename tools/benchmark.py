@@ -12,8 +12,14 @@ Prints a markdown table:
   * the pytorch/examples fast-neural-style recipe (TransformerNet + VGG16,
     Adam) in PyTorch, when torch is installed (`--torch_baseline`);
   * inference ms per image at 256/512/1024: JAX (jit) and the ONNX export
-    (jaxstyle.export) under onnxruntime, same parameters, same run; then the
-    peak memory of a fresh process doing one 1024² onnxruntime inference.
+    (jaxstyle.export) under onnxruntime, same parameters, same run, for the
+    configured network and for the 2×2-patch network (configs/patch2.py);
+  * for both ONNX files, a fresh process (jaxstyle.onnx_inference, no JAX)
+    with onnxruntime's defaults and with low_memory=True: peak memory (VmHWM)
+    after one inference at the largest size, and ms per image after it.
+
+`--set KEY=VALUE` overrides the config for every row (e.g.
+`--set model.patch_size=2`).
 
 `--train_run STEPS` also trains the config for STEPS steps on real photos
 (`--train_images`: a folder, or a COCO-layout train2017.zip such as the one
@@ -273,18 +279,6 @@ def onnx_rows(config, sizes, threads, label=""):
   return rows, path
 
 
-def onnx_inference_low_memory_rows(path, sizes, threads, name):
-  """ms per image with jaxstyle.onnx_inference's low-memory session (this
-  process's allocator setting stays changed afterwards; it runs last)."""
-  from jaxstyle import onnx_inference
-  sess = onnx_inference.session(path, threads, low_memory=True)
-  rows = []
-  for size in sizes:
-    x = np.random.default_rng(0).random((1, size, size, 3), np.float32)
-    rows.append((f"{name} @ {size}²", timeit(lambda x: sess.run(None, {"image": x})[0], x)))
-  return rows
-
-
 def load_photos(path, short_side):
   """RGB photos in [0, 1], short side resized: a folder, or a COCO-layout zip.
 
@@ -380,17 +374,26 @@ from jaxstyle import onnx_inference
 s = onnx_inference.session({path!r}, {threads}, low_memory={low_memory})
 x = np.random.default_rng(0).random((1, {size}, {size}, 3), np.float32)
 onnx_inference.run(s, x)
-print(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+peak = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+import time
+times = []
+for _ in range(3):
+  start = time.perf_counter()
+  onnx_inference.run(s, x)
+  times.append(time.perf_counter() - start)
+print(peak, sorted(times)[1])
 """
 
 
 def onnx_peak_memory_mb(path, size, threads, low_memory):
-  """Peak RSS (MB) of a fresh process: import onnxruntime, load, one inference."""
+  """A fresh process imports onnxruntime, loads, runs one inference: its peak
+  RSS (MB) then, and the median seconds of three more inferences."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   out = subprocess.run([sys.executable, "-c", _PEAK.format(
       root=root, path=path, size=size, threads=threads, low_memory=low_memory)],
       capture_output=True, text=True, check=True).stdout
-  return int(out.strip().splitlines()[-1]) / 1024
+  peak_kb, seconds = out.strip().splitlines()[-1].split()
+  return int(peak_kb) / 1024, float(seconds)
 
 
 def main():
@@ -481,15 +484,12 @@ def main():
     largest = max(sizes)
     print(f"\nonnxruntime peak process memory (VmHWM), one {largest}² inference in a fresh "
           "process:")
-    print("| model | onnxruntime defaults | low_memory=True |\n|---|---:|---:|")
+    print("| model | session | peak MB | ms per image after the first |\n|---|---|---:|---:|")
     for name, path in (("default", onnx_path), ("2×2-patch U-Net", base_path)):
-      mbs = [onnx_peak_memory_mb(path, largest, args.threads, low) for low in (False, True)]
-      print(f"| {name} | {mbs[0]:.0f} MB | {mbs[1]:.0f} MB |")
-    low = (onnx_inference_low_memory_rows(onnx_path, sizes, args.threads, "default")
-           + onnx_inference_low_memory_rows(base_path, sizes, args.threads, "2×2-patch"))
-    print("\nonnxruntime with low_memory=True (arena off, large buffers mmap'd), same run:")
-    for name, seconds in low:
-      print(f"  {name}: {seconds * 1e3:.1f} ms")
+      for low in (False, True):
+        mb, seconds = onnx_peak_memory_mb(path, largest, args.threads, low)
+        print(f"| {name} | {'low_memory=True' if low else 'onnxruntime defaults'} | "
+              f"{mb:.0f} | {seconds * 1e3:.1f} |")
 
 
 if __name__ == "__main__":
