@@ -21,6 +21,19 @@ def test_space_to_depth_and_back_match_explicit_loops():
   np.testing.assert_array_equal(np.asarray(layers.depth_to_space(jnp.asarray(want), block)), x)
 
 
+@pytest.mark.parametrize("factor", [2, 3])
+def test_upsample_conv_equals_nearest_upsampling_then_conv(factor):
+  """The low-resolution, per-phase form is the two-step form, same parameters."""
+  x = jax.random.normal(jax.random.key(0), (2, 5, 7, 4))
+  module = layers.UpsampleConv(3, factor)
+  params = module.init(jax.random.key(1), x)
+  params = jax.tree.map(lambda a: a + jax.random.normal(jax.random.key(2), a.shape), params)
+  got = module.apply(params, x)
+  want = layers.Conv(3, 3).apply(params, layers.upsample_nearest(x, factor))
+  assert got.shape == (2, 5 * factor, 7 * factor, 3)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-5, rtol=1e-5)
+
+
 def test_instance_norm_matches_numpy_float64():
   rng = np.random.default_rng(0)
   x = rng.normal(3.0, 5.0, size=(2, 9, 7, 4)).astype(np.float32)

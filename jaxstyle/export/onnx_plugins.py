@@ -1,12 +1,12 @@
-"""jax2onnx lowerings for jaxstyle's reflect padding, nearest upsampling and
-space-to-depth / depth-to-space.
+"""jax2onnx lowerings for jaxstyle's reflect and edge padding, nearest
+upsampling and space-to-depth / depth-to-space.
 
 Without them jax2onnx traces `jnp.pad(mode='reflect')` into slices, reversals
 and `Range` chains (which also need the image size known at trace time), and
 broadcast+reshape upsampling into `Expand`/`Reshape` with computed shapes.
 While `to_onnx` traces, each plugin swaps the function in
 `jaxstyle.models.layers` for a primitive that becomes one ONNX op: `Pad` with
-mode 'reflect' and `Resize` (nearest, integer scales). Outside export the
+mode 'reflect' or 'edge' and `Resize` (nearest, integer scales). Outside export the
 primitives evaluate with the layers' own code, so a traced function still runs.
 The block rearrangements become `SpaceToDepth` / `DepthToSpace` (DCR) between
 NHWC↔NCHW transposes, which the NCHW rewrite cancels; traced as reshapes they
@@ -25,14 +25,14 @@ from jaxstyle.models import layers
 
 _LAYERS = "jaxstyle.models.layers"
 
-reflect_pad_p = Primitive("jaxstyle_reflect_pad")
+pad_p = Primitive("jaxstyle_pad")  # reflect or edge, H and W
 upsample_nearest_p = Primitive("jaxstyle_upsample_nearest")
 space_to_depth_p = Primitive("jaxstyle_space_to_depth")
 depth_to_space_p = Primitive("jaxstyle_depth_to_space")
 
 
-def _reflect_pad_impl(x, *, pad):
-  return jax.numpy.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+def _pad_impl(x, *, pad, mode):
+  return jax.numpy.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=mode)
 
 
 def _upsample_impl(x, *, factor):
@@ -53,7 +53,7 @@ def _depth_to_space_impl(x, *, block):
   return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * block, w * block, c // (block * block))
 
 
-for _prim, _impl in ((reflect_pad_p, _reflect_pad_impl), (upsample_nearest_p, _upsample_impl),
+for _prim, _impl in ((pad_p, _pad_impl), (upsample_nearest_p, _upsample_impl),
                      (space_to_depth_p, _space_to_depth_impl),
                      (depth_to_space_p, _depth_to_space_impl)):
   _prim.def_impl(_impl)
@@ -70,31 +70,35 @@ def _constant(ctx, name, array):
   return ctx.builder.add_initializer_from_array(name=ctx.fresh_name(name), array=array)
 
 
-@register_primitive(jaxpr_primitive=reflect_pad_p.name, since="jaxstyle",
-                    context="primitives.jaxstyle", component="reflect_pad",
+@register_primitive(jaxpr_primitive=pad_p.name, since="jaxstyle",
+                    context="primitives.jaxstyle", component="pad",
                     onnx=[{"component": "Pad"}], testcases=[])
-class ReflectPadPlugin(PrimitiveLeafPlugin):
-  """`layers.reflect_pad(x, p)` (NHWC, H and W) → ONNX `Pad(mode='reflect')`."""
-  _PRIM = reflect_pad_p
+class PadPlugin(PrimitiveLeafPlugin):
+  """`layers.reflect_pad` / `layers.edge_pad` (NHWC, H and W) → one ONNX `Pad`
+  with mode 'reflect' / 'edge'."""
+  _PRIM = pad_p
 
   @staticmethod
-  def abstract_eval(x, *, pad):
+  def abstract_eval(x, *, pad, mode):
     b, h, w, c = x.shape
     return jax.core.ShapedArray((b, h + 2 * pad, w + 2 * pad, c), x.dtype)
 
   def lower(self, ctx, eqn):
     p = eqn.params["pad"]
     x = ctx.get_value_for_var(eqn.invars[0])
-    pads = _constant(ctx, "reflect_pads", np.array([0, p, p, 0, 0, p, p, 0], np.int64))
-    _bind_output(ctx, eqn, ctx.builder.Pad(x, pads, mode="reflect",
-                                           _outputs=[ctx.fresh_name("reflect_pad")]))
+    pads = _constant(ctx, "pads", np.array([0, p, p, 0, 0, p, p, 0], np.int64))
+    _bind_output(ctx, eqn, ctx.builder.Pad(x, pads, mode=eqn.params["mode"],
+                                           _outputs=[ctx.fresh_name(f"{eqn.params['mode']}_pad")]))
 
   @classmethod
   def binding_specs(cls):
-    def make(orig):
-      del orig
-      return lambda x, pad: x if pad == 0 else reflect_pad_p.bind(x, pad=int(pad))
-    return [MonkeyPatchSpec(_LAYERS, "reflect_pad", make)]
+    def patch(mode):
+      def make(orig):
+        del orig
+        return lambda x, pad: x if pad == 0 else pad_p.bind(x, pad=int(pad), mode=mode)
+      return make
+    return [MonkeyPatchSpec(_LAYERS, "reflect_pad", patch("reflect")),
+            MonkeyPatchSpec(_LAYERS, "edge_pad", patch("edge"))]
 
 
 @register_primitive(jaxpr_primitive=upsample_nearest_p.name, since="jaxstyle",
@@ -183,6 +187,6 @@ class DepthToSpacePlugin(PrimitiveLeafPlugin):
 
 # The patches replace these names; a rename in layers.py must fail here, not
 # silently export the slow form.
-for _name in ("reflect_pad", "upsample_nearest", "space_to_depth", "depth_to_space"):
+for _name in ("reflect_pad", "edge_pad", "upsample_nearest", "space_to_depth", "depth_to_space"):
   if not callable(getattr(layers, _name, None)):
     raise ImportError(f"jaxstyle.models.layers.{_name} is gone: update jaxstyle/export/onnx_plugins.py")

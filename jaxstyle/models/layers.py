@@ -11,6 +11,7 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
@@ -42,6 +43,11 @@ _reflect_pad.defvjp(_reflect_pad_fwd, _reflect_pad_bwd)
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
   """Pads H and W by `pad` pixels, mirroring the border (excluding the edge)."""
   return x if pad == 0 else _reflect_pad(x, pad)
+
+
+def edge_pad(x: jax.Array, pad: int) -> jax.Array:
+  """Pads H and W by repeating the border pixels."""
+  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
 
 
 def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
@@ -87,17 +93,46 @@ class InstanceNorm(nn.Module):
     return centered * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
-def same_for_every_phase(phases: int, base=nn.initializers.lecun_normal()):
-  """Kernel init for a conv feeding `depth_to_space`: one kernel drawn for the
-  output channels and repeated for each of the `phases` sub-pixel positions
-  (ICNR, Aitken et al. 2017). The output then starts as a nearest-neighbour
-  upsampling; independent draws per phase start it as a 2-pixel-periodic
-  pattern that training keeps (visible as a fine grid in stylized images)."""
-  def init(key, shape, dtype=jnp.float32):
-    *rest, out = shape
-    kernel = base(key, (*rest, out // phases), dtype)
-    return jnp.concatenate([kernel] * phases, axis=-1)
-  return init
+class _ConvWeights(nn.Module):
+  """A 3×3 convolution's kernel and bias, named as in `Conv` (conv/kernel, conv/bias)."""
+  shape: tuple
+
+  @nn.compact
+  def __call__(self):
+    return (self.param("kernel", nn.initializers.lecun_normal(), self.shape),
+            self.param("bias", nn.initializers.zeros, self.shape[-1:]))
+
+
+class UpsampleConv(nn.Module):
+  """Nearest ×factor upsampling then `Conv(features, 3)`, computed at the low
+  resolution: one 3×3 conv whose factor² output groups are the conv's kernel
+  summed over the taps that land on the same low-resolution pixel, then
+  depth-to-space. Exactly the same function and parameters as the two-step
+  form (reflect padding of the upsampled map is edge padding before it), but
+  it never builds the factor²-times larger map of the input's width.
+
+  Unlike a free conv → depth-to-space head, the sub-pixel phases share one
+  kernel, which leaves no room for a phase-periodic grid (docs/export.md).
+  """
+  features: int
+  factor: int = 2
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    f = self.factor
+    kernel, bias = _ConvWeights((3, 3, x.shape[-1], self.features), name="conv")()
+    # taps[i][a, t]: tap t (offset t-1) of an output pixel in phase i reads
+    # low-resolution offset a-1.
+    taps = np.zeros((f, 3, 3), np.float32)
+    for i in range(f):
+      for t in range(3):
+        taps[i, (i + t - 1) // f + 1, t] = 1
+    phases = [jnp.einsum("ay,bx,yxio->abio", taps[i], taps[j], kernel)
+              for i in range(f) for j in range(f)]
+    y = jax.lax.conv_general_dilated(
+        edge_pad(x, 1), jnp.concatenate(phases, axis=-1), (1, 1), "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return depth_to_space(y + jnp.tile(bias, f * f), f)
 
 
 class Conv(nn.Module):
@@ -106,14 +141,12 @@ class Conv(nn.Module):
   kernel_size: int = 3
   strides: int = 1
   use_bias: bool = True
-  kernel_init: Callable = nn.initializers.lecun_normal()
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = reflect_pad(x, self.kernel_size // 2)
     return nn.Conv(self.features, (self.kernel_size,) * 2, strides=self.strides,
-                   padding="VALID", use_bias=self.use_bias, kernel_init=self.kernel_init,
-                   name="conv")(x)
+                   padding="VALID", use_bias=self.use_bias, name="conv")(x)
 
 
 def _window(x, i, j, strides, out_h, out_w, row_step=1):

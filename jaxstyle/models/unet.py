@@ -13,9 +13,10 @@ Layout of the default (features=(16, 32, 64, 128)) at 256×256:
   up1    …→16, concat, sep                    256²   ←────────────────┘
   head   3×3 conv 16→3, sigmoid → RGB in [0, 1]
 
-patch_size=2 (configs/patch2.py) wraps this in a lossless 2×2 space-to-depth
-(256²×3 → 128²×12 before the stem) and depth-to-space (head 16→12 → 256²×3),
-so every level runs at half the resolution; conv_before_upsample=True runs
+patch_size=2 (configs/patch2.py) puts a lossless 2×2 space-to-depth before
+the stem (256²×3 → 128²×12) and makes the head a nearest ×2 upsampling + 3×3
+conv 16→3 computed at 128² (`layers.UpsampleConv`: per-phase kernels, then
+depth-to-space), so every level runs at half the resolution; conv_before_upsample=True runs
 each decoder level's first conv before its upsampling ("sep 128→64, nearest
 ×2"). Together: 0.28× the multiply-adds, ~6× faster under onnxruntime.
 
@@ -55,10 +56,10 @@ class UNet(nn.Module):
     depthwise_impl: how depthwise convolutions run ('auto', 'shifts', 'conv');
       the parameters and the function are the same for all.
     patch_size: the network works on patch_size×patch_size pixel blocks:
-      space-to-depth before the stem, depth-to-space after the head. 2 runs
-      every layer at a quarter of the pixels (≈4× less time and activation
-      memory at a given image size) and loses nothing: the stem sees every
-      pixel and the head writes every pixel.
+      space-to-depth before the stem; the head upsamples and convolves at the
+      low resolution (`layers.UpsampleConv`). 2 runs every layer at a quarter
+      of the pixels (≈4× less time and activation memory at a given image
+      size); the stem sees every pixel and the head writes every pixel.
     conv_before_upsample: each decoder level first narrows the channels at the
       lower resolution, then upsamples, instead of upsampling the wide map;
       the same layers, ≈4× fewer MACs in them and half the upsampled memory.
@@ -102,9 +103,7 @@ class UNet(nn.Module):
         x = jnp.concatenate([x, encoded[level - 1]], axis=-1)
       x = conv(width, name=f"up{level}_b")(x)
     if self.patch_size > 1:
-      x = layers.Conv(3 * self.patch_size ** 2, 3, name="head",
-                      kernel_init=layers.same_for_every_phase(self.patch_size ** 2))(x)
-      x = layers.depth_to_space(x, self.patch_size)
+      x = layers.UpsampleConv(3, self.patch_size, name="head")(x)
     else:
       x = layers.Conv(3, 3, name="head")(x)
     return nn.sigmoid(x)
