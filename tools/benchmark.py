@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import quickstart  # noqa: E402
 from configs import default  # noqa: E402
+from configs import patch2  # noqa: E402
 from jaxstyle import flops  # noqa: E402
 from jaxstyle import models  # noqa: E402
 from jaxstyle import train  # noqa: E402
@@ -247,12 +248,11 @@ def base_config(overrides):
   return config
 
 
-def patch2(config):
-  """configs/patch2.py's network: 2×2 pixel patches, channels narrowed before
-  upsampling (the speed variant, next to the default in the same run)."""
+def with_patch2_model(config):
+  """`config` with configs/patch2.py's network (the speed variant, timed next
+  to the configured one in the same run)."""
   config = ml_collections.ConfigDict(config.to_dict())
-  config.model.patch_size = 2
-  config.model.conv_before_upsample = True
+  config.model = patch2.get_config().model
   return config
 
 
@@ -450,7 +450,7 @@ def main():
     ort_rows, onnx_path = onnx_rows(config, sizes, args.threads)
     macs = [r[3] for r in rows[-len(sizes):]]  # the JAX rows' counts
     rows += [(name, sec, ips, m) for (name, sec, ips, _), m in zip(ort_rows, macs)]
-    variant = patch2(config)
+    variant = with_patch2_model(config)
     base_macs = [r[3] for r in inference_rows(variant, sizes, count_only=True)]
     base_rows, base_path = onnx_rows(variant, sizes, args.threads,
                                      label="2×2-patch U-Net (configs/patch2.py): ")

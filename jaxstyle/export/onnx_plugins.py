@@ -31,33 +31,29 @@ space_to_depth_p = Primitive("jaxstyle_space_to_depth")
 depth_to_space_p = Primitive("jaxstyle_depth_to_space")
 
 
-def _pad_impl(x, *, pad, mode):
-  return jax.numpy.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=mode)
+# The layers' own functions, taken before any export patches them: what the
+# primitives compute outside export. A rename in layers.py fails here, not by
+# silently exporting the slow form.
+_PATCHED = ("reflect_pad", "edge_pad", "upsample_nearest", "space_to_depth", "depth_to_space")
+_missing = [n for n in _PATCHED if not callable(getattr(layers, n, None))]
+if _missing:
+  raise ImportError(f"jaxstyle.models.layers.{_missing} gone: update jaxstyle/export/onnx_plugins.py")
+_LAYER_FN = {name: getattr(layers, name) for name in _PATCHED}
 
-
-def _upsample_impl(x, *, factor):
-  b, h, w, c = x.shape
-  x = jax.numpy.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
-  return x.reshape(b, h * factor, w * factor, c)
-
-
-def _space_to_depth_impl(x, *, block):
-  b, h, w, c = x.shape
-  x = x.reshape(b, h // block, block, w // block, block, c)
-  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h // block, w // block, block * block * c)
-
-
-def _depth_to_space_impl(x, *, block):
-  b, h, w, c = x.shape
-  x = x.reshape(b, h, w, block, block, c // (block * block))
-  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * block, w * block, c // (block * block))
-
-
-for _prim, _impl in ((pad_p, _pad_impl), (upsample_nearest_p, _upsample_impl),
-                     (space_to_depth_p, _space_to_depth_impl),
-                     (depth_to_space_p, _depth_to_space_impl)):
+_IMPLS = {
+    pad_p: lambda x, *, pad, mode: _LAYER_FN[f"{mode}_pad"](x, pad),
+    upsample_nearest_p: lambda x, *, factor: _LAYER_FN["upsample_nearest"](x, factor),
+    space_to_depth_p: lambda x, *, block: _LAYER_FN["space_to_depth"](x, block),
+    depth_to_space_p: lambda x, *, block: _LAYER_FN["depth_to_space"](x, block),
+}
+for _prim, _impl in _IMPLS.items():
   _prim.def_impl(_impl)
   mlir.register_lowering(_prim, mlir.lower_fun(_impl, multiple_results=False))
+
+
+def _replace(name, function):
+  """Swaps `layers.<name>` for `function` while jax2onnx traces."""
+  return MonkeyPatchSpec(_LAYERS, name, lambda orig: function)
 
 
 def _bind_output(ctx, eqn, value):
@@ -92,13 +88,9 @@ class PadPlugin(PrimitiveLeafPlugin):
 
   @classmethod
   def binding_specs(cls):
-    def patch(mode):
-      def make(orig):
-        del orig
-        return lambda x, pad: x if pad == 0 else pad_p.bind(x, pad=int(pad), mode=mode)
-      return make
-    return [MonkeyPatchSpec(_LAYERS, "reflect_pad", patch("reflect")),
-            MonkeyPatchSpec(_LAYERS, "edge_pad", patch("edge"))]
+    def pad(mode):
+      return lambda x, pad: x if pad == 0 else pad_p.bind(x, pad=int(pad), mode=mode)
+    return [_replace("reflect_pad", pad("reflect")), _replace("edge_pad", pad("edge"))]
 
 
 @register_primitive(jaxpr_primitive=upsample_nearest_p.name, since="jaxstyle",
@@ -124,10 +116,8 @@ class UpsampleNearestPlugin(PrimitiveLeafPlugin):
 
   @classmethod
   def binding_specs(cls):
-    def make(orig):
-      del orig
-      return lambda x, factor=2: upsample_nearest_p.bind(x, factor=int(factor))
-    return [MonkeyPatchSpec(_LAYERS, "upsample_nearest", make)]
+    return [_replace("upsample_nearest",
+                     lambda x, factor=2: upsample_nearest_p.bind(x, factor=int(factor)))]
 
 
 def _nchw_wrapped(ctx, eqn, op, **attrs):
@@ -156,10 +146,8 @@ class SpaceToDepthPlugin(PrimitiveLeafPlugin):
 
   @classmethod
   def binding_specs(cls):
-    def make(orig):
-      del orig
-      return lambda x, block: space_to_depth_p.bind(x, block=int(block))
-    return [MonkeyPatchSpec(_LAYERS, "space_to_depth", make)]
+    return [_replace("space_to_depth",
+                     lambda x, block: space_to_depth_p.bind(x, block=int(block)))]
 
 
 @register_primitive(jaxpr_primitive=depth_to_space_p.name, since="jaxstyle",
@@ -179,14 +167,5 @@ class DepthToSpacePlugin(PrimitiveLeafPlugin):
 
   @classmethod
   def binding_specs(cls):
-    def make(orig):
-      del orig
-      return lambda x, block: depth_to_space_p.bind(x, block=int(block))
-    return [MonkeyPatchSpec(_LAYERS, "depth_to_space", make)]
-
-
-# The patches replace these names; a rename in layers.py must fail here, not
-# silently export the slow form.
-for _name in ("reflect_pad", "edge_pad", "upsample_nearest", "space_to_depth", "depth_to_space"):
-  if not callable(getattr(layers, _name, None)):
-    raise ImportError(f"jaxstyle.models.layers.{_name} is gone: update jaxstyle/export/onnx_plugins.py")
+    return [_replace("depth_to_space",
+                     lambda x, block: depth_to_space_p.bind(x, block=int(block)))]
