@@ -14,7 +14,9 @@ Prints a markdown table:
   * inference ms per image at 256/512/1024: JAX (jit) and the ONNX export
     (jaxstyle.export) under onnxruntime, same parameters, same run, for the
     configured network and for the 2×2-patch network (configs/patch2.py);
-  * for both ONNX files, a fresh process (jaxstyle.onnx_inference, no JAX)
+  * both networks' ONNX with `--onnx_norms fast` (InstanceNormalization) at the
+    largest size;
+  * for all four ONNX files, a fresh process (jaxstyle.onnx_inference, no JAX)
     with onnxruntime's defaults and with low_memory=True: peak memory (VmHWM)
     after one inference at the largest size, and ms per image after it.
 
@@ -256,7 +258,7 @@ def with_patch2_model(config):
   return config
 
 
-def onnx_rows(config, sizes, threads, label=""):
+def onnx_rows(config, sizes, threads, label="", exact_norms=True):
   """The same network exported to ONNX (jaxstyle.export), run by onnxruntime."""
   import onnx
   import onnxruntime as ort
@@ -266,14 +268,15 @@ def onnx_rows(config, sizes, threads, label=""):
   model = models.create_model(config.model)
   params = model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))["params"]
   exported = export_model.from_params(config.model.to_dict(), params)
-  proto, _ = onnx_export.trace(exported)
+  proto, _ = onnx_export.trace(exported, exact_norms=exact_norms)
   sess = onnx_inference.session(proto.SerializeToString(), threads)
   rows = []
   for size in sizes:
     x = np.random.default_rng(0).random((1, size, size, 3), np.float32)
     seconds = timeit(lambda x: sess.run(None, {"image": x})[0], x)
     rows.append((f"{label}inference 1 image @ {size}² (onnxruntime {ort.__version__}, "
-                 f"{threads} threads)", seconds, None, None))
+                 f"{threads} threads{'' if exact_norms else ', fast norms'})", seconds, None,
+                 None))
   path = os.path.join(tempfile.mkdtemp(prefix="jaxstyle-bench-"), "model.onnx")
   onnx.save(proto, path)
   return rows, path
@@ -455,6 +458,13 @@ def main():
     base_rows, base_path = onnx_rows(variant, sizes, args.threads,
                                      label="2×2-patch U-Net (configs/patch2.py): ")
     rows += [(name, sec, ips, m) for (name, sec, ips, _), m in zip(base_rows, base_macs)]
+    # `--onnx_norms fast` (InstanceNormalization, float32 statistics) at the largest size.
+    fast_paths = {}
+    for name, cfg, label, m in (("default", config, "", macs[-1]),
+                                ("2×2-patch U-Net", variant, "2×2-patch U-Net: ", base_macs[-1])):
+      fast_rows, fast_paths[name] = onnx_rows(cfg, sizes[-1:], args.threads, label=label,
+                                              exact_norms=False)
+      rows += [(n, sec, ips, m) for n, sec, ips, _ in fast_rows]
 
   if args.train_run:
     import json
@@ -484,12 +494,14 @@ def main():
     largest = max(sizes)
     print(f"\nonnxruntime peak process memory (VmHWM), one {largest}² inference in a fresh "
           "process:")
-    print("| model | session | peak MB | ms per image after the first |\n|---|---|---:|---:|")
+    print("| model | norms | session | peak MB | ms per image after the first |\n"
+          "|---|---|---|---:|---:|")
     for name, path in (("default", onnx_path), ("2×2-patch U-Net", base_path)):
-      for low in (False, True):
-        mb, seconds = onnx_peak_memory_mb(path, largest, args.threads, low)
-        print(f"| {name} | {'low_memory=True' if low else 'onnxruntime defaults'} | "
-              f"{mb:.0f} | {seconds * 1e3:.1f} |")
+      for norms, p in (("exact", path), ("fast", fast_paths[name])):
+        for low in (False, True):
+          mb, seconds = onnx_peak_memory_mb(p, largest, args.threads, low)
+          print(f"| {name} | {norms} | {'low_memory=True' if low else 'onnxruntime defaults'}"
+                f" | {mb:.0f} | {seconds * 1e3:.1f} |")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,13 @@ def define_flags() -> None:
                     "(--noverify to skip; nothing unverified is written otherwise).")
   flags.DEFINE_enum("coreml_precision", "fp16", ["fp16", "fp32"],
                     "Core ML weights and compute precision.")
+  flags.DEFINE_float("coreml_fp16_tolerance", exporter.TOLERANCE["coreml-fp16"],
+                     "Max abs error (pixels in [0, 1]) an fp16 Core ML build may have "
+                     "vs JAX; every op is rounded to fp16 (docs/export.md, 'fp16').")
+  flags.DEFINE_enum("onnx_norms", "exact", list(exporter.ONNX_NORMS),
+                    "exact: instance norms as LayerNormalization + per-channel Mul, Add "
+                    "(onnxruntime sums in float64); fast: InstanceNormalization (float32 "
+                    "sums, ~20% faster, ~1e-4 off at 1024², may miss the 1e-4 check).")
   flags.DEFINE_string("onnx_sizes", None, "Verification sizes, e.g. '256,512x768,1024'.")
   flags.DEFINE_string("coreml_sizes", None, "Verification sizes (64…2048).")
   flags.DEFINE_string("savedmodel_sizes", None, "Verification sizes.")
@@ -60,7 +67,9 @@ def main(argv):
     exporter.export(FLAGS.workdir, FLAGS.out, tuple(FLAGS.formats), step=FLAGS.step,
                     name=FLAGS.name, verify=FLAGS.verify, sizes=sizes,
                     coreml_precision=FLAGS.coreml_precision, golden=FLAGS.golden,
-                    license=FLAGS.license)
+                    license=FLAGS.license,
+                    tolerances={"coreml-fp16": FLAGS.coreml_fp16_tolerance},
+                    onnx_norms=FLAGS.onnx_norms)
   except ExportError as e:
     print(f"jaxstyle.export: FAILED: {e}", file=sys.stderr)
     sys.exit(1)

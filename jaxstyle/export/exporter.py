@@ -23,6 +23,7 @@ from jaxstyle.export import model as model_lib
 from jaxstyle.export.errors import ExportError
 
 FORMATS = ("coreml", "onnx", "savedmodel")
+ONNX_NORMS = ("exact", "fast")
 # Max abs error vs JAX, pixels in [0, 1].
 TOLERANCE = {"onnx": 1e-4, "savedmodel": 1e-4, "coreml-fp32": 1e-4, "coreml-fp16": 1e-2}
 DEFAULT_SIZES = {"onnx": ((256, 256), (512, 768), (1024, 1024)),
@@ -39,6 +40,8 @@ class Check:
   max_abs_error: float
   seconds: float
   batch: int = 1
+  p999_abs_error: float | None = None  # 99.9th percentile: is the max one pixel or many?
+  mean_abs_error: float | None = None
 
 
 def test_image(height: int, width: int) -> np.ndarray:
@@ -74,7 +77,13 @@ def _check_sizes(model, fmt, sizes, low=1, high=None):
                         f"multiples of {model.multiple} in [{low}, {high or '∞'}]")
 
 
+# What to do when an fp16 build misses its tolerance (docs/export.md, "fp16").
+_FP16_HINT = ("; --coreml_precision fp32 builds a package verified to 1e-4, or "
+              "--coreml_fp16_tolerance accepts a larger fp16 error")
+
+
 def _compare(fmt, tolerance, size, got, want, batch=1, what=None):
+  """Max, 99.9th-percentile and mean abs error; raises if the max > tolerance."""
   if got.shape != want.shape:
     raise ExportError(f"{fmt}: at {size[0]}x{size[1]} the output has shape {got.shape}, "
                       f"JAX gives {want.shape}")
@@ -82,11 +91,13 @@ def _compare(fmt, tolerance, size, got, want, batch=1, what=None):
     raise ExportError(f"{fmt}: at {size[0]}x{size[1]} the output has "
                       f"{int(got.size - np.isfinite(got).sum())} NaN/Inf values"
                       + (f" (first at {what})" if what else ""))
-  err = float(np.max(np.abs(got.astype(np.float64) - want)))
+  diff = np.abs(got.astype(np.float64) - want)
+  err, p999, mean = float(diff.max()), float(np.quantile(diff, 0.999)), float(diff.mean())
   if not err <= tolerance:
     raise ExportError(f"{fmt}: at {size[0]}x{size[1]} (batch {batch}) the max abs error vs "
-                      f"JAX is {err:.3g} > {tolerance:g}")
-  return err
+                      f"JAX is {err:.3g} > {tolerance:g} (99.9th percentile {p999:.2g}, mean "
+                      f"{mean:.2g})" + (_FP16_HINT if fmt == "coreml-fp16" else ""))
+  return err, p999, mean
 
 
 def _verify_batched(fmt, run, model, sizes, tolerance):
@@ -100,8 +111,8 @@ def _verify_batched(fmt, run, model, sizes, tolerance):
     start = time.perf_counter()
     got = run(x)
     seconds = time.perf_counter() - start
-    checks.append(Check((h, w), _compare(fmt, tolerance, (h, w), got, model.reference(x),
-                                         len(x)), seconds, len(x)))
+    err, p999, mean = _compare(fmt, tolerance, (h, w), got, model.reference(x), len(x))
+    checks.append(Check((h, w), err, seconds, len(x), p999, mean))
   return checks
 
 
@@ -117,10 +128,11 @@ def verify_savedmodel(path, model, sizes, tolerance=TOLERANCE["savedmodel"]):
   return _verify_batched("savedmodel", tf_export.Runner(path), model, sizes, tolerance)
 
 
-def verify_coreml(path, model, sizes, precision, golden_dir=None):
+def verify_coreml(path, model, sizes, precision, golden_dir=None, tolerance=None):
   """Runs the SAVED package in the MIL interpreter; optionally writes goldens."""
   from jaxstyle.export import mil_interpreter
   fmt = f"coreml-{precision}"
+  tolerance = TOLERANCE[fmt] if tolerance is None else tolerance
   try:
     prog, _ = mil_interpreter.load(path)
   except Exception as e:
@@ -140,23 +152,29 @@ def verify_coreml(path, model, sizes, precision, golden_dir=None):
                         f"{bad.count} NaN/Inf values")
     got = outputs["stylized"][0].transpose(1, 2, 0).astype(np.float32) / 255
     want = model.reference(image[None].astype(np.float32) / 255)[0]
-    err = _compare(fmt, TOLERANCE[fmt], (h, w), got, want)
-    checks.append(Check((h, w), err, seconds))
+    err, p999, mean = _compare(fmt, tolerance, (h, w), got, want)
+    checks.append(Check((h, w), err, seconds, 1, p999, mean))
     if golden_dir is not None and max(h, w) <= GOLDEN_MAX_SIDE:
       os.makedirs(golden_dir, exist_ok=True)
       np.savez_compressed(os.path.join(golden_dir, f"{h}x{w}.npz"), image=image,
                           expected=want.astype(np.float32),
                           interpreter=got.astype(np.float16),
-                          tolerance=np.float32(TOLERANCE[fmt]), precision=precision)
+                          tolerance=np.float32(tolerance), precision=precision)
   return checks
 
 
-def build_onnx(model, path, params=None):
+def build_onnx(model, path, params=None, norms="exact"):
+  """norms='exact': instance norms as layer norm + per-channel Mul, Add (float64
+  statistics in onnxruntime); 'fast': InstanceNormalization (float32
+  statistics, ~20% faster, ~1e-4 off on 1024² planes)."""
   import onnx
   from jaxstyle.export import onnx_export
-  proto, report = onnx_export.trace(model, params=params)
+  if norms not in ONNX_NORMS:
+    raise ExportError(f"onnx: norms={norms!r}: choose from {list(ONNX_NORMS)}")
+  proto, report = onnx_export.trace(model, params=params, exact_norms=norms == "exact")
   onnx.save(proto, path)
   report["ops"] = onnx_export.op_counts(proto)
+  report["norms"] = norms
   return report
 
 
@@ -224,11 +242,19 @@ def artifact_name(model, name=None):
 
 
 def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, sizes=None,
-           coreml_precision="fp16", golden=True, license="", model=None, log=print):
-  """Exports `formats`; returns the report (also written to out/<name>.export.json)."""
+           coreml_precision="fp16", golden=True, license="", model=None, log=print,
+           tolerances=None, onnx_norms="exact"):
+  """Exports `formats`; returns the report (also written to out/<name>.export.json).
+
+  `tolerances` overrides entries of TOLERANCE (max abs error, pixels in [0, 1]).
+  """
   unknown = set(formats) - set(FORMATS)
   if unknown:
     raise ExportError(f"unknown format(s) {sorted(unknown)}; choose from {list(FORMATS)}")
+  tolerances = {**TOLERANCE, **(tolerances or {})}
+  for key, value in tolerances.items():
+    if key not in TOLERANCE or not 0 < value < 1:
+      raise ExportError(f"tolerance {key}={value}: keys are {list(TOLERANCE)}, values in (0, 1)")
   model = model or model_lib.load(workdir, step)
   sizes = {**DEFAULT_SIZES, **(sizes or {})}
   from jaxstyle.export import coreml_export
@@ -252,7 +278,7 @@ def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, 
       log(f"jaxstyle.export: {fmt}: building {final}")
       with _as_export_error(fmt, "building"):
         if fmt == "onnx":
-          info = build_onnx(model, tmp)
+          info = build_onnx(model, tmp, norms=onnx_norms)
         elif fmt == "coreml":
           info = build_coreml(model, tmp, coreml_precision, license=license)
         else:
@@ -261,16 +287,17 @@ def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, 
       if verify:
         log(f"jaxstyle.export: {fmt}: verifying at "
             + ", ".join(f"{h}x{w}" for h, w in sizes[fmt]))
+        tolerance = tolerances[f"coreml-{coreml_precision}" if fmt == "coreml" else fmt]
         with _as_export_error(fmt, "running the saved artifact"):
           if fmt == "onnx":
-            checks = verify_onnx(tmp, model, sizes[fmt])
+            checks = verify_onnx(tmp, model, sizes[fmt], tolerance)
           elif fmt == "coreml":
             checks = verify_coreml(tmp, model, sizes[fmt], coreml_precision,
-                                   golden_tmp if golden else None)
+                                   golden_tmp if golden else None, tolerance)
           else:
-            checks = verify_savedmodel(tmp, model, sizes[fmt])
+            checks = verify_savedmodel(tmp, model, sizes[fmt], tolerance)
         info["verified"] = [dataclasses.asdict(c) for c in checks]
-        info["tolerance"] = TOLERANCE[f"coreml-{coreml_precision}" if fmt == "coreml" else fmt]
+        info["tolerance"] = tolerance
       publish(tmp, final)
       if fmt == "coreml" and os.path.isdir(golden_tmp):
         publish(golden_tmp, os.path.join(out, f"{name}.golden"))

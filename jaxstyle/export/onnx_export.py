@@ -24,8 +24,15 @@ class _DropExampleNoise(logging.Filter):
     return "jax2onnx" not in record.pathname and "BatchNorm exported" not in record.getMessage()
 
 
-def trace(model: ExportModel, io: str = "nhwc", params=None) -> tuple[onnx.ModelProto, dict]:
-  """ONNX ModelProto of `model` (dynamic batch, H, W) and the rewrite report."""
+def trace(model: ExportModel, io: str = "nhwc", params=None,
+          exact_norms: bool | None = None) -> tuple[onnx.ModelProto, dict]:
+  """ONNX ModelProto of `model` (dynamic batch, H, W) and the rewrite report.
+
+  `exact_norms` (default: for NHWC, the runtime artifact) writes instance norms
+  as layer norm + batch norm, which onnxruntime computes in float64
+  (onnx_graph.exact_instance_norms); the Core ML bridge reads the NCHW graph
+  with `InstanceNormalization` nodes.
+  """
   from jax2onnx import to_onnx
   from jaxstyle.export import onnx_plugins  # noqa: F401  (registers the lowerings)
   m = model.multiple
@@ -44,7 +51,8 @@ def trace(model: ExportModel, io: str = "nhwc", params=None) -> tuple[onnx.Model
   finally:
     root.removeFilter(noise)
     j2o.setLevel(level)
-  optimized, report = onnx_graph.optimize(proto, io=io)
+  exact_norms = io == "nhwc" if exact_norms is None else exact_norms
+  optimized, report = onnx_graph.optimize(proto, io=io, exact_norms=exact_norms)
   for vi in list(optimized.graph.input) + list(optimized.graph.output):
     for d in vi.type.tensor_type.shape.dim:  # '8*h' → 'height' ('batch' stays)
       if d.HasField("dim_param") and d.dim_param != "batch":
