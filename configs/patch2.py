@@ -6,11 +6,10 @@ Space-to-depth before the stem, every layer at half resolution or below, each
 decoder level narrowing its channels before upsampling, and a head that
 upsamples and convolves at half resolution (layers.UpsampleConv): 242,275
 parameters, 0.165 GMAC at 256² (0.28× the default's). Under onnxruntime on 2
-CPU cores a 1024² photo takes ~120 ms and 143 MB in a low-memory serving
-process (default network: ~640 ms, 399 MB; docs/export.md). After 900 steps
+CPU cores a 1024² photo takes ~150 ms and 143 MB in a low-memory serving
+process (default network: ~760 ms, 399 MB; docs/export.md). After 900 steps
 it stylizes less strongly than the default and keeps less of the content
-(content loss 0.92 vs 0.78), and its fp16 Core ML build misses the 1e-2 check
-(fp32 verifies).
+(content loss 0.92 vs 0.78).
 """
 
 from configs import quickstart
