@@ -257,6 +257,18 @@ def test_interpreter_rounds_to_fp16_after_every_op():
   assert np.all(y32 == 1)
 
 
+def test_interpreter_rounds_chosen_ops_of_an_fp32_program_to_fp16():
+  """run(round_fp16=...): the emulation tools/fp16_error_sources.py uses."""
+  from jaxstyle.export import mil_interpreter
+  build = lambda mb, x, dt: mb.sub(x=mb.add(x=x, y=dt(1), name="plus_one"), y=x, name="minus_x")
+  prog = _mil_program(build, "fp32")
+  x = {"x": np.full(4, 2048, np.float32)}
+  rounded = lambda names: (lambda op: op.name in names)
+  assert np.all(mil_interpreter.run(prog, x, round_fp16=rounded(set()))[0]["minus_x"] == 1)
+  assert np.all(mil_interpreter.run(prog, x, round_fp16=rounded({"plus_one"}))[0]["minus_x"] == 0)
+  assert np.all(mil_interpreter.run(prog, x, round_fp16=rounded({"minus_x"}))[0]["minus_x"] == 1)
+
+
 def test_interpreter_names_the_op_that_overflows_fp16():
   from jaxstyle.export import mil_interpreter
   build = lambda mb, x, dt: mb.relu(x=mb.mul(x=x, y=x, name="square"))

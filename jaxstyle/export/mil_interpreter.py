@@ -166,11 +166,14 @@ OPS = {
 }
 
 
-def run(prog, inputs: dict[str, np.ndarray], *, on_op=None):
+def run(prog, inputs: dict[str, np.ndarray], *, on_op=None, round_fp16=None):
   """Outputs of `prog`'s main function for `inputs`, and the first non-finite op.
 
   Returns (outputs dict, NonFinite | None). Intermediates are freed after
-  their last use (a 2048² run holds only the live tensors).
+  their last use (a 2048² run holds only the live tensors). `round_fp16(op)`,
+  for an fp32 program: round that op's float32 result (a const: its weights)
+  to fp16 and back, to find which ops an fp16 build's error comes from
+  (tools/fp16_error_sources.py).
   """
   func = prog.functions["main"]
   ops = list(func.operations)
@@ -191,7 +194,11 @@ def run(prog, inputs: dict[str, np.ndarray], *, on_op=None):
   for i, op in enumerate(ops):
     out = op.outputs[0]
     if op.op_type == "const":
-      env[out.name] = out.val
+      value = out.val
+      if (round_fp16 is not None and isinstance(value, np.ndarray) and value.dtype == np.float32
+          and value.size > 1 and round_fp16(op)):
+        value = value.astype(np.float16).astype(np.float32)
+      env[out.name] = value
       continue
     kwargs = {}
     for name, var in op.inputs.items():
@@ -202,6 +209,8 @@ def run(prog, inputs: dict[str, np.ndarray], *, on_op=None):
     result = np.asarray(OPS[op.op_type](**kwargs))
     with np.errstate(over="ignore"):  # an overflow to inf is reported below, by op name
       result = result.astype(_np_dtype(out), copy=False)
+      if round_fp16 is not None and result.dtype == np.float32 and round_fp16(op):
+        result = result.astype(np.float16).astype(np.float32)
     if result.dtype.kind == "f" and first_bad is None:
       bad = int(result.size - np.count_nonzero(np.isfinite(result)))
       if bad:
