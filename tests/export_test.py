@@ -210,6 +210,22 @@ def test_cli_fp16_tolerance_is_applied_and_the_failure_says_what_to_do(workdir, 
   assert os.listdir(tmp_path) == []
 
 
+def test_fp16_error_sources_tool_prints_its_table(workdir):
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "tools", "fp16_error_sources.py"), "--workdir",
+       str(workdir), "--size", "64x96"], cwd=REPO, env=_env(), capture_output=True, text=True,
+      timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  rows = {line.split(" | ")[0].strip("| "): [float(v) for v in line.strip(" |").split(" | ")[1:]]
+          for line in proc.stdout.splitlines() if line.startswith("| ") and "---" not in line
+          and "max" not in line}
+  assert len(rows) == 11, proc.stdout
+  package, emulated = rows["the fp16 package"], rows["fp32 program, every op and weight rounded"]
+  assert 0 < package[0] < 0.05 and 0 < emulated[0] < 0.05
+  for mx, p999, mean in rows.values():
+    assert 0 <= mean <= p999 <= mx
+
+
 def test_tolerances_must_name_a_check():
   from jaxstyle.export import exporter
   from jaxstyle.export.errors import ExportError
