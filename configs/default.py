@@ -22,8 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
       # the library convolution on GPU/TPU. Same parameters either way.
       depthwise_impl="auto",
       # 2 and True: every layer on 2×2 pixel patches, channels narrowed before
-      # each upsampling; ~5× faster export, but a fine 2-pixel grid shows in
-      # stylized images (configs/patch2.py, docs/export.md).
+      # each upsampling; ~5× faster export, softer stylization after the
+      # quickstart (configs/patch2.py, docs/export.md).
       patch_size=1, conv_before_upsample=False))
 
   # Loss network. source: 'torchvision' | 'keras' (ImageNet VGG, downloaded once
