@@ -5,7 +5,7 @@ r"""The built-in offline run for one CPU machine (what `make train` runs).
 
 Same model, losses and optimizer as configs/default.py, on the small offline
 COCO-2017-shaped dataset in .cache/tensorflow_datasets, at 128×128 crops for
-900 steps: about 10 minutes on 2 CPU cores.
+900 steps: about 15 minutes on 2 CPU cores.
 """
 
 import os

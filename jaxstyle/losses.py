@@ -204,3 +204,20 @@ def local_style_loss(features: Mapping[str, jax.Array],
     norm = jnp.sum(jnp.take(jnp.sum(jnp.square(style), axis=(1, 2, 3)), idx), axis=(1, 2))
     out[name] = w * jnp.mean(err / (norm + _EPS))
   return out
+
+
+# ----------------------------------------------------------------------------
+# Stability (Gupta et al. 2017, "Characterizing and Improving Stability in
+# Neural Style Transfer"): the output should not jump when the input barely
+# changes.
+
+
+def output_gain(stylized: jax.Array, perturbed: jax.Array, scale: float) -> jax.Array:
+  """Mean squared output change per unit squared input perturbation: (rms gain)².
+
+  `perturbed` is the network's output when its input (or its arithmetic) is
+  perturbed by about `scale`, e.g. Gaussian noise of standard deviation
+  `scale`: ≈1 for an identity map. A large gain makes the output flicker
+  between video frames and magnifies fp16 rounding on device.
+  """
+  return jnp.mean(jnp.square(perturbed - stylized)) / scale**2

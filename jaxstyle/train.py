@@ -38,11 +38,17 @@ from jaxstyle import data_config
 from jaxstyle import losses
 from jaxstyle import models
 from jaxstyle import style_perturbation
+from jaxstyle.models import half_precision
 from jaxstyle.models import vgg
 
 
 class TrainState(train_state.TrainState):
   pass
+
+
+# Input noise (one 8-bit grey level) of the evaluation's stability metric,
+# and of training when config.loss has no stability_noise_std.
+EVAL_NOISE_STD = 1 / 255
 
 
 # ----------------------------------------------------------------------------
@@ -138,11 +144,52 @@ def style_targets(loss_net, style_images, loss_cfg) -> dict[str, Any]:
 # The loss and the step.
 
 
-def compute_losses(params, batch, targets, loss_net, *, model, loss_cfg
-                   ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Total loss and its terms for a batch of content images in [0, 1]."""
-  stylized = model.apply({"params": params}, batch)
-  return perceptual_losses(stylized, batch, targets, loss_net, loss_cfg)
+def compute_losses(params, batch, targets, loss_net, noise_key=None, *, model,
+                   loss_cfg) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Total loss and its terms for a batch of content images in [0, 1].
+
+  With `loss_cfg.stability_weight` > 0 the network also runs on a perturbed
+  copy of the batch (`stability_gain`); input noise comes from `noise_key`.
+  """
+  weight = loss_cfg.get("stability_weight", 0.0)
+  if not weight:
+    stylized = model.apply({"params": params}, batch)
+    return perceptual_losses(stylized, batch, targets, loss_net, loss_cfg)
+  stylized, gain = stability_gain(
+      model, params, batch, loss_cfg.get("stability_perturbation", "input_noise"),
+      loss_cfg.get("stability_noise_std", EVAL_NOISE_STD), noise_key)
+  total, metrics = perceptual_losses(stylized, batch, targets, loss_net, loss_cfg)
+  metrics["stability_loss"] = gain
+  metrics["loss"] = total + weight * gain
+  return metrics["loss"], metrics
+
+
+def stability_gain(model, params, batch, perturbation: str, noise_std: float,
+                   noise_key) -> tuple[jax.Array, jax.Array]:
+  """(stylized batch, squared gain from a perturbation to the output).
+
+  'input_noise': Gaussian noise of `noise_std` on the input (Gupta et al. 2017:
+  flicker between video frames). 'fp16': weights, input and every layer's
+  output rounded to float16, as a Core ML fp16 package computes; the scale is
+  float16's unit roundoff.
+  """
+  if perturbation == "fp16":
+    stylized = model.apply({"params": params}, batch)
+    perturbed = half_precision.apply_fp16(model, params, batch)
+    return stylized, losses.output_gain(stylized, perturbed, half_precision.UNIT_ROUNDOFF)
+  if noise_key is None:
+    raise ValueError("config.loss.stability_perturbation='input_noise' needs a noise key")
+  noisy = batch + noise_std * jax.random.normal(noise_key, batch.shape, batch.dtype)
+  # One forward pass over both: twice the batch.
+  stylized, perturbed = jnp.split(
+      model.apply({"params": params}, jnp.concatenate([batch, noisy])), 2)
+  return stylized, losses.output_gain(stylized, perturbed, noise_std)
+
+
+def noise_key(seed: int, step) -> jax.Array:
+  """The stability-noise key of training step `step`: fixed by seed and step,
+  so a resumed run draws the same noise."""
+  return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 0x57AB), step)
 
 
 def perceptual_losses(stylized, batch, targets, loss_net, loss_cfg
@@ -178,11 +225,12 @@ def perceptual_losses(stylized, batch, targets, loss_net, loss_cfg
 
 
 def train_step(state: TrainState, batch, style_image, precomputed_targets,
-               loss_net, *, loss_fn, targets_fn):
+               loss_net, *, loss_fn, targets_fn, seed=0):
   """One SGD step; the style targets of this step come from `targets_fn`."""
   targets = targets_fn(state.step, loss_net, style_image, precomputed_targets)
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-  (_, metrics), grads = grad_fn(state.params, batch, targets, loss_net)
+  (_, metrics), grads = grad_fn(state.params, batch, targets, loss_net,
+                                noise_key(seed, state.step))
   metrics["grad_norm"] = optax.global_norm(grads)
   return state.apply_gradients(grads=grads), metrics
 
@@ -245,7 +293,8 @@ class Trainer:
     loss_fn = functools.partial(
         compute_losses, model=self.model, loss_cfg=config.loss)
     self.train_step = jax.jit(
-        functools.partial(train_step, loss_fn=loss_fn, targets_fn=targets_fn),
+        functools.partial(train_step, loss_fn=loss_fn, targets_fn=targets_fn,
+                          seed=config.seed),
         in_shardings=(self.replicated, self.data_sharding, self.replicated,
                       self.replicated, self.replicated),
         out_shardings=(self.replicated, self.replicated),
@@ -261,9 +310,15 @@ class Trainer:
         jax.random.key(self.config.seed))
 
   def _eval_one(self, params, image, targets, loss_net):
-    stylized = self.model.apply({"params": params}, image[None])
+    # Both stability gains, whether or not one is trained for; the same
+    # noise at every evaluation, so that runs compare.
+    stylized, noise_gain = stability_gain(
+        self.model, params, image[None], "input_noise", EVAL_NOISE_STD, jax.random.key(0))
+    _, fp16_gain = stability_gain(self.model, params, image[None], "fp16", 0.0, None)
     _, metrics = perceptual_losses(stylized, image[None], targets, loss_net,
                                    self.config.loss)
+    metrics["input_noise_gain"] = noise_gain
+    metrics["fp16_gain"] = fp16_gain
     return stylized[0], metrics
 
   def evaluate(self, params, eval_images) -> tuple[dict[str, float], list[np.ndarray]]:
@@ -306,6 +361,16 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for key in ("local_patch_size", "local_patch_stride"):
     if key in config.loss and config.loss[key] < 1:
       raise ValueError(f"config.loss.{key}={config.loss[key]} must be >= 1")
+  if config.loss.get("stability_weight", 0.0) < 0:
+    raise ValueError(f"config.loss.stability_weight={config.loss.stability_weight} "
+                     "must be >= 0")
+  modes = ("input_noise", "fp16")
+  if config.loss.get("stability_perturbation", "input_noise") not in modes:
+    raise ValueError(f"config.loss.stability_perturbation="
+                     f"{config.loss.stability_perturbation!r} is not one of {modes}")
+  if config.loss.get("stability_noise_std", EVAL_NOISE_STD) <= 0:
+    raise ValueError(f"config.loss.stability_noise_std={config.loss.stability_noise_std} "
+                     "must be > 0")
   if config.num_train_steps <= 0:
     raise ValueError("config.num_train_steps must be > 0")
   data_config.validate_data_config(config.data)
@@ -475,6 +540,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "tv_loss_final": final["tv_loss"],
         "local_style_loss_initial": initial.get("local_style_loss"),
         "local_style_loss_final": final.get("local_style_loss"),
+        # Squared output change per unit input noise (1/255) / per float16
+        # rounding of every layer. initial_eval.json of runs from before
+        # these metrics lacks them.
+        "input_noise_gain_initial": initial.get("input_noise_gain"),
+        "input_noise_gain_final": final["input_noise_gain"],
+        "fp16_gain_initial": initial.get("fp16_gain"),
+        "fp16_gain_final": final["fp16_gain"],
         "eval_images": names,
         "steps": int(state.step),
         "resumed_from_step": start_step,

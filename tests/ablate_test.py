@@ -52,7 +52,7 @@ def test_shipped_ablation_builds_every_variant():
   names = [n for n, _ in ablate.build_variants(paper.get_config())]
   assert names[0] == "paper"
   for wanted in ("adam", "standard_conv", "no_augmentation", "no_style_perturbation",
-                 "no_local_style_loss", "transformer_net", "patch2"):
+                 "no_local_style_loss", "transformer_net", "patch2", "fp16_stability"):
     assert wanted in names
 
 

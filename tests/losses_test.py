@@ -198,3 +198,20 @@ def test_local_style_loss_gradient_matches_finite_differences():
     # Within a fixed matching the loss is quadratic: central differences are
     # exact up to float64 rounding (~1e-16 / 1e-4).
     np.testing.assert_allclose(grad.reshape(-1), fd, rtol=1e-7, atol=1e-10)
+
+
+def test_output_gain_matches_numpy_and_is_one_for_the_identity():
+  rng = np.random.default_rng(0)
+  x = rng.uniform(size=(2, 16, 16, 3))
+  std = 0.01
+  noisy = x + std * rng.standard_normal(x.shape)
+  out = np.tanh(3 * x)
+  out_noisy = np.tanh(3 * noisy)
+  want = np.mean((out_noisy - out) ** 2) / std**2
+  got = losses.output_gain(jnp.asarray(out, jnp.float32), jnp.asarray(out_noisy, jnp.float32), std)
+  np.testing.assert_allclose(float(got), want, rtol=1e-4)
+  # Identity: the sample mean of n²/σ² over 1536 values, 1 ± ~4 standard errors.
+  identity = float(losses.output_gain(jnp.asarray(x), jnp.asarray(noisy), std))
+  assert abs(identity - 1) < 4 * np.sqrt(2 / x.size), identity
+  assert float(losses.output_gain(jnp.asarray(2 * x), jnp.asarray(2 * noisy), std)) == (
+      pytest.approx(4 * identity, rel=1e-4))

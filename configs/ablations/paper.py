@@ -24,6 +24,9 @@ def get_config():
   base.image_every_steps = 100_000   # the runner evaluates every variant itself
   base.checkpoint_every_steps = 100
   base.keep_checkpoints = 1
+  # The paper's recipe has no stability term; jaxstyle's default adds one (a
+  # variant below).
+  base.loss.stability_weight = 0.0
 
   off = dict(crop_scale=(1.0, 1.0), hflip=False, rotate_degrees=0.0)
   config = ml_collections.ConfigDict()
@@ -41,5 +44,8 @@ def get_config():
       "no_style_perturbation": {"style": {"perturb": {"mode": "none"}}},
       "no_local_style_loss": {"loss": {"local_style_weight": 0.0}},
       "transformer_net": {"model": {"name": "transformer_net"}},
+      # jaxstyle's default: penalize the output change from float16 rounding.
+      "fp16_stability": {"loss": {"stability_weight": 0.1,
+                                  "stability_perturbation": "fp16"}},
   })
   return config
