@@ -314,7 +314,9 @@ class Trainer:
     # noise at every evaluation, so that runs compare.
     stylized, noise_gain = stability_gain(
         self.model, params, image[None], "input_noise", EVAL_NOISE_STD, jax.random.key(0))
-    _, fp16_gain = stability_gain(self.model, params, image[None], "fp16", 0.0, None)
+    fp16_gain = losses.output_gain(
+        stylized, half_precision.apply_fp16(self.model, params, image[None]),
+        half_precision.UNIT_ROUNDOFF)
     _, metrics = perceptual_losses(stylized, image[None], targets, loss_net,
                                    self.config.loss)
     metrics["input_noise_gain"] = noise_gain
