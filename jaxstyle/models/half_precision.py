@@ -6,10 +6,11 @@ what that does to the output by rounding the same values here: the weights, the
 input and each submodule's output. The rounding error is held as a relative
 error, x · r(x)/x with the ratio a constant: its gradient then scales with x,
 as the real error does. (A straight-through round trip would hold the absolute
-error fixed, and a penalty could shrink it by growing activations before an
-instance norm, which costs nothing in float32 and nothing on device.) Ops inside one module (e.g. the steps of an instance norm) are not
-rounded one by one, so this slightly underestimates the package's error; the
-export's MIL interpreter rounds after every op.
+error fixed, and a penalty could then shrink it by growing the activations
+before an instance norm: free in float32, useless on device.) Ops inside one
+module (e.g. the steps of an instance norm) are not rounded one by one, so
+this slightly underestimates the package's error; the export's MIL
+interpreter rounds after every op.
 """
 
 from typing import Any
