@@ -34,7 +34,7 @@ train: data
 	$(PY) -m jaxstyle.stylize --workdir $(WORKDIR) --input jaxstyle/assets/content \
 	    --output $(WORKDIR)/stylized
 
-# Table 1 (paper §4): trains the small U-Net, TransformerNet and CycleGAN where
+# Table 1 (paper §4): trains the small U-Nets, TransformerNet and CycleGAN where
 # missing (each resumes), runs Gatys, evaluates all on held-out photos.
 table1: data
 	$(PY) -m jaxstyle.evaluate --config configs/eval.py --train_missing --export_missing

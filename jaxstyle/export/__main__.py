@@ -33,10 +33,11 @@ def define_flags() -> None:
   flags.DEFINE_float("coreml_fp16_tolerance", exporter.TOLERANCE["coreml-fp16"],
                      "Max abs error (pixels in [0, 1]) an fp16 Core ML build may have "
                      "vs JAX; every op is rounded to fp16 (docs/export.md, 'fp16').")
-  flags.DEFINE_enum("onnx_norms", "exact", list(exporter.ONNX_NORMS),
+  flags.DEFINE_enum("onnx_norms", "auto", list(exporter.ONNX_NORMS),
                     "exact: instance norms as LayerNormalization + per-channel Mul, Add "
                     "(onnxruntime sums in float64); fast: InstanceNormalization (float32 "
-                    "sums, ~20% faster, ~1e-4 off at 1024², may miss the 1e-4 check).")
+                    "sums, ~20% faster, ~1e-4 off on 1024² planes, may miss the 1e-4 check); "
+                    "auto: fast if it passes the check, else exact (exact with --noverify).")
   flags.DEFINE_string("onnx_sizes", None, "Verification sizes, e.g. '256,512x768,1024'.")
   flags.DEFINE_string("coreml_sizes", None, "Verification sizes (64…2048).")
   flags.DEFINE_string("savedmodel_sizes", None, "Verification sizes.")

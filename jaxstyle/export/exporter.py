@@ -23,7 +23,9 @@ from jaxstyle.export import model as model_lib
 from jaxstyle.export.errors import ExportError
 
 FORMATS = ("coreml", "onnx", "savedmodel")
-ONNX_NORMS = ("exact", "fast")
+# 'auto': 'fast' when it passes the verification, else 'exact' (and 'exact'
+# without verification: only a check can vouch for float32 statistics).
+ONNX_NORMS = ("auto", "exact", "fast")
 # Max abs error vs JAX, pixels in [0, 1].
 TOLERANCE = {"onnx": 1e-4, "savedmodel": 1e-4, "coreml-fp32": 1e-4, "coreml-fp16": 1e-2}
 DEFAULT_SIZES = {"onnx": ((256, 256), (512, 768), (1024, 1024)),
@@ -166,11 +168,12 @@ def verify_coreml(path, model, sizes, precision, golden_dir=None, tolerance=None
 def build_onnx(model, path, params=None, norms="exact"):
   """norms='exact': instance norms as layer norm + per-channel Mul, Add (float64
   statistics in onnxruntime); 'fast': InstanceNormalization (float32
-  statistics, ~20% faster, ~1e-4 off on 1024² planes)."""
+  statistics, ~20% faster, ~1e-4 off on 1024² planes). ('auto' is export()'s
+  choice between the two.)"""
   import onnx
   from jaxstyle.export import onnx_export
-  if norms not in ONNX_NORMS:
-    raise ExportError(f"onnx: norms={norms!r}: choose from {list(ONNX_NORMS)}")
+  if norms not in ("exact", "fast"):
+    raise ExportError(f"onnx: norms={norms!r}: choose from ['exact', 'fast']")
   proto, report = onnx_export.trace(model, params=params, exact_norms=norms == "exact")
   onnx.save(proto, path)
   report["ops"] = onnx_export.op_counts(proto)
@@ -243,12 +246,14 @@ def artifact_name(model, name=None):
 
 def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, sizes=None,
            coreml_precision="fp16", golden=True, license="", model=None, log=print,
-           tolerances=None, onnx_norms="exact"):
+           tolerances=None, onnx_norms="auto"):
   """Exports `formats`; returns the report (also written to out/<name>.export.json).
 
   `tolerances` overrides entries of TOLERANCE (max abs error, pixels in [0, 1]).
   """
   unknown = set(formats) - set(FORMATS)
+  if onnx_norms not in ONNX_NORMS:
+    raise ExportError(f"onnx: norms={onnx_norms!r}: choose from {list(ONNX_NORMS)}")
   if unknown:
     raise ExportError(f"unknown format(s) {sorted(unknown)}; choose from {list(FORMATS)}")
   tolerances = {**TOLERANCE, **(tolerances or {})}
@@ -275,29 +280,49 @@ def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, 
                                  "savedmodel": f"{name}_savedmodel"}[fmt])
       tmp = os.path.join(staging, os.path.basename(final))
       golden_tmp = os.path.join(staging, f"{name}.golden")
-      log(f"jaxstyle.export: {fmt}: building {final}")
-      with _as_export_error(fmt, "building"):
-        if fmt == "onnx":
-          info = build_onnx(model, tmp, norms=onnx_norms)
-        elif fmt == "coreml":
-          info = build_coreml(model, tmp, coreml_precision, license=license)
-        else:
-          info = build_savedmodel(model, tmp)
-      info["bytes"] = _size_of(tmp)
-      if verify:
+      # ONNX with norms='auto' has a second candidate: exact norms, should the
+      # fast graph miss the check.
+      variants = ([None] if fmt != "onnx" else
+                  ["fast", "exact"] if onnx_norms == "auto" and verify else
+                  ["exact"] if onnx_norms == "auto" else [onnx_norms])
+      fallback = None
+      for variant in variants:
+        log(f"jaxstyle.export: {fmt}: building {final}"
+            + (f" ({variant} norms)" if variant else ""))
+        with _as_export_error(fmt, "building"):
+          if fmt == "onnx":
+            info = build_onnx(model, tmp, norms=variant)
+          elif fmt == "coreml":
+            info = build_coreml(model, tmp, coreml_precision, license=license)
+          else:
+            info = build_savedmodel(model, tmp)
+        info["bytes"] = _size_of(tmp)
+        if not verify:
+          break
         log(f"jaxstyle.export: {fmt}: verifying at "
             + ", ".join(f"{h}x{w}" for h, w in sizes[fmt]))
         tolerance = tolerances[f"coreml-{coreml_precision}" if fmt == "coreml" else fmt]
-        with _as_export_error(fmt, "running the saved artifact"):
-          if fmt == "onnx":
-            checks = verify_onnx(tmp, model, sizes[fmt], tolerance)
-          elif fmt == "coreml":
-            checks = verify_coreml(tmp, model, sizes[fmt], coreml_precision,
-                                   golden_tmp if golden else None, tolerance)
-          else:
-            checks = verify_savedmodel(tmp, model, sizes[fmt], tolerance)
+        try:
+          with _as_export_error(fmt, "running the saved artifact"):
+            if fmt == "onnx":
+              checks = verify_onnx(tmp, model, sizes[fmt], tolerance)
+            elif fmt == "coreml":
+              checks = verify_coreml(tmp, model, sizes[fmt], coreml_precision,
+                                     golden_tmp if golden else None, tolerance)
+            else:
+              checks = verify_savedmodel(tmp, model, sizes[fmt], tolerance)
+        except ExportError as e:
+          if variant == variants[-1]:
+            raise
+          fallback = str(e)
+          log(f"jaxstyle.export: {fmt}: {variant} norms missed the check ({e}); "
+              "trying the next")
+          continue
         info["verified"] = [dataclasses.asdict(c) for c in checks]
         info["tolerance"] = tolerance
+        break
+      if fallback:
+        info["norms_fallback_reason"] = fallback
       publish(tmp, final)
       if fmt == "coreml" and os.path.isdir(golden_tmp):
         publish(golden_tmp, os.path.join(out, f"{name}.golden"))

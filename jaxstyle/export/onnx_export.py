@@ -2,7 +2,7 @@
 
 The model takes `image` float32 NHWC [batch, H, W, 3] in [0, 1] and returns
 `stylized` in the same layout; batch, H and W are dynamic, H and W multiples of
-the network's size multiple (8 for the default U-Net). `io='nchw'` gives the
+the network's size multiple (16 for the default U-Net). `io='nchw'` gives the
 same graph with [batch, 3, H, W] at both ends (what the Core ML bridge reads).
 """
 
