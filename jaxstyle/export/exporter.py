@@ -316,7 +316,7 @@ def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, 
             raise
           fallback = str(e)
           log(f"jaxstyle.export: {fmt}: {variant} norms missed the check ({e}); "
-              "trying the next")
+              f"rebuilding with {variants[variants.index(variant) + 1]} norms")
           continue
         info["verified"] = [dataclasses.asdict(c) for c in checks]
         info["tolerance"] = tolerance
