@@ -23,9 +23,11 @@ from jaxstyle.export import model as model_lib
 from jaxstyle.export.errors import ExportError
 
 FORMATS = ("coreml", "onnx", "savedmodel")
-# 'auto': 'fast' when it passes the verification, else 'exact' (and 'exact'
-# without verification: only a check can vouch for float32 statistics).
-ONNX_NORMS = ("auto", "exact", "fast")
+# ONNX instance-norm graphs, and 'auto': 'fast' when it passes the
+# verification, else 'exact' ('exact' without verification: only a check can
+# vouch for float32 statistics).
+ONNX_NORM_GRAPHS = ("exact", "fast")
+ONNX_NORMS = ("auto",) + ONNX_NORM_GRAPHS
 # Max abs error vs JAX, pixels in [0, 1].
 TOLERANCE = {"onnx": 1e-4, "savedmodel": 1e-4, "coreml-fp32": 1e-4, "coreml-fp16": 1e-2}
 DEFAULT_SIZES = {"onnx": ((256, 256), (512, 768), (1024, 1024)),
@@ -172,8 +174,8 @@ def build_onnx(model, path, params=None, norms="exact"):
   choice between the two.)"""
   import onnx
   from jaxstyle.export import onnx_export
-  if norms not in ("exact", "fast"):
-    raise ExportError(f"onnx: norms={norms!r}: choose from ['exact', 'fast']")
+  if norms not in ONNX_NORM_GRAPHS:
+    raise ExportError(f"onnx: norms={norms!r}: choose from {list(ONNX_NORM_GRAPHS)}")
   proto, report = onnx_export.trace(model, params=params, exact_norms=norms == "exact")
   onnx.save(proto, path)
   report["ops"] = onnx_export.op_counts(proto)
