@@ -274,6 +274,10 @@ def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, 
   os.makedirs(out, exist_ok=True)
   report = {"model": model.name, "params": model.num_params, "step": model.step,
             "workdir": os.path.abspath(workdir) if workdir else None, "formats": {}}
+  # ONNX with norms='auto' has a second candidate: exact norms, should the
+  # fast graph miss the check (without a check, only exact is safe).
+  onnx_candidates = ((["fast", "exact"] if verify else ["exact"]) if onnx_norms == "auto"
+                     else [onnx_norms])
   staging = tempfile.mkdtemp(prefix=".export-staging-", dir=out)
   try:
     for fmt in formats:
@@ -282,11 +286,8 @@ def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, 
                                  "savedmodel": f"{name}_savedmodel"}[fmt])
       tmp = os.path.join(staging, os.path.basename(final))
       golden_tmp = os.path.join(staging, f"{name}.golden")
-      # ONNX with norms='auto' has a second candidate: exact norms, should the
-      # fast graph miss the check.
-      variants = ([None] if fmt != "onnx" else
-                  ["fast", "exact"] if onnx_norms == "auto" and verify else
-                  ["exact"] if onnx_norms == "auto" else [onnx_norms])
+      variants = onnx_candidates if fmt == "onnx" else [None]
+      tolerance = tolerances[f"coreml-{coreml_precision}" if fmt == "coreml" else fmt]
       fallback = None
       for variant in variants:
         log(f"jaxstyle.export: {fmt}: building {final}"
@@ -303,7 +304,6 @@ def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, 
           break
         log(f"jaxstyle.export: {fmt}: verifying at "
             + ", ".join(f"{h}x{w}" for h, w in sizes[fmt]))
-        tolerance = tolerances[f"coreml-{coreml_precision}" if fmt == "coreml" else fmt]
         try:
           with _as_export_error(fmt, "running the saved artifact"):
             if fmt == "onnx":
