@@ -1,4 +1,5 @@
-# Everything a fresh machine needs: `make train` (set-up + quickstart run), `make test`.
+# Everything a fresh machine needs: `make train` (set-up + quickstart run), `make test`
+# (which also installs the browser its rating-page test drives).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ WORKDIR ?= runs/quickstart
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install data train test table1 benchmark clean
+.PHONY: install data train test test-deps table1 benchmark clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +18,6 @@ $(STAMP): pyproject.toml constraints.txt
 	# JAX → ONNX exporter; --no-deps: its orbax pin is for its own examples, and
 	# what it imports (onnx, onnx-ir, jax, flax) is in pyproject.toml.
 	$(PY) -m pip install $(PIP_FLAGS) -q -c constraints.txt --no-deps jax2onnx
-	# Headless Chromium + its WebDriver, for the rating-page test (Debian packages).
-	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	    ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver) || \
-	    echo "make: could not install chromium + chromium-driver; tests/rating_page_test.py needs them"
 	touch $@
 
 install: $(STAMP)
@@ -39,7 +36,14 @@ train: data
 table1: data
 	$(PY) -m jaxstyle.evaluate --config configs/eval.py --train_missing --export_missing
 
-test: install
+# Headless Chromium + its WebDriver, for tests/rating_page_test.py only (Debian
+# packages); not part of `make install`, so a training host needs no root.
+test-deps:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	    ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver) || \
+	    echo "make: could not install chromium + chromium-driver; tests/rating_page_test.py needs them"
+
+test: install test-deps
 	$(PY) -m pytest -q
 
 benchmark: install

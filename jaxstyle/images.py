@@ -58,8 +58,7 @@ def load_image(path: str, max_size: int | None = None) -> np.ndarray:
             raise ImageError(path, "file is empty")
         with Image.open(path) as img:
             img.load()  # decode now, inside the try, so truncation is caught here
-            img = ImageOps.exif_transpose(img)
-            array = _to_rgb01(img)
+            array = from_pil(img)
     except ImageError:
         raise
     except PermissionError:
@@ -74,8 +73,13 @@ def load_image(path: str, max_size: int | None = None) -> np.ndarray:
     except Exception as e:  # Pillow plugins raise assorted types on bad data.
         raise ImageError(path, f"could not decode image ({type(e).__name__}: {e})") from None
     if max_size is not None:
-        array = _shrink(array, max_size)
+        array = shrink(array, max_size)
     return array
+
+
+def from_pil(img: Image.Image) -> np.ndarray:
+    """A decoded Pillow image as load_image returns a file: upright, RGB in [0, 1]."""
+    return _to_rgb01(ImageOps.exif_transpose(img))
 
 
 def _to_rgb01(img: Image.Image) -> np.ndarray:
@@ -118,7 +122,7 @@ def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
 
 
-def _shrink(array: np.ndarray, max_size: int) -> np.ndarray:
+def shrink(array: np.ndarray, max_size: int) -> np.ndarray:
     """LANCZOS-downsizes so the long side is <= max_size, in float to keep precision."""
     h, w = array.shape[:2]
     scale = max_size / max(h, w)
@@ -140,6 +144,12 @@ def _shrink(array: np.ndarray, max_size: int) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
+def to_uint8(array01: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] (clipped; NaN → 0) as 8-bit, rounded to nearest."""
+    array = np.nan_to_num(np.asarray(array01, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def save_png(array01: np.ndarray, path: str) -> None:
     """Writes an HxWx3 float image in [0, 1] (clipped) as an 8-bit PNG.
 
@@ -151,8 +161,7 @@ def save_png(array01: np.ndarray, path: str) -> None:
     array = np.asarray(array01, dtype=np.float32)
     if array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {array.shape}")
-    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
-    pixels = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    pixels = to_uint8(array)
 
     directory, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")

@@ -1,6 +1,6 @@
 """rating.html in a real headless Chromium: rate, export, aggregate.
 
-Needs Debian's `chromium` and `chromium-driver` (`make install` installs them);
+Needs Debian's `chromium` and `chromium-driver` (`make test` installs them);
 without them this test fails and says so, rather than skipping.
 """
 
@@ -47,7 +47,7 @@ def _driver(download_dir):
   chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
   if not chromium or not driver_path:
     pytest.fail("headless Chromium is needed for this test: `apt-get install -y chromium "
-                "chromium-driver` (make install does it on Debian)")
+                "chromium-driver` (make test-deps does it on Debian)")
   from selenium import webdriver  # pylint: disable=g-import-not-at-top
   from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
   options = webdriver.ChromeOptions()

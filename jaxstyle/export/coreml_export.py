@@ -38,7 +38,12 @@ TARGET_NAME = "iOS15 / macOS12"
 
 
 def _ct():
-  import coremltools as ct
+  try:
+    import coremltools as ct
+  except ImportError as e:  # not installed where it has no wheel (Linux aarch64)
+    raise ExportError(
+        f"coreml: coremltools is not installed ({e}); PyPI has no Linux aarch64 wheel of it. "
+        "Export Core ML on Linux x86-64 or macOS, or pass --formats onnx,savedmodel") from e
   return ct
 
 

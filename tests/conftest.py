@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny model trained and exported with the `jaxstyle` command.
+
+Both run as a user would after `pip install`: the console script of this
+interpreter's environment, from a folder outside the repository, with no
+PYTHONPATH.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STYLES = os.path.join(REPO, "jaxstyle", "assets", "styles")
+
+
+def jaxstyle_command() -> str:
+  """The installed `jaxstyle` console script (make install puts it in the venv)."""
+  path = os.path.join(os.path.dirname(sys.executable), "jaxstyle")
+  if not os.path.isfile(path):
+    pytest.fail(f"{path} is missing: install the package (make install, or pip install -e .)")
+  return path
+
+
+def user_env() -> dict[str, str]:
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+  return env
+
+
+def run_jaxstyle(*args, cwd, timeout=600) -> subprocess.CompletedProcess:
+  return subprocess.run([jaxstyle_command(), *map(str, args)], cwd=cwd, env=user_env(),
+                        capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def jaxstyle_cli():
+  """run(*args, cwd=...) → CompletedProcess of the `jaxstyle` console script."""
+  return run_jaxstyle
+
+
+@pytest.fixture(scope="session")
+def user_dir(tmp_path_factory):
+  """A working folder outside the repository, like a user's project."""
+  return tmp_path_factory.mktemp("user")
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(user_dir):
+  """`jaxstyle train` of configs/tiny.py (3 steps) into <user_dir>/runs/quickstart."""
+  proc = run_jaxstyle("train", "--config", os.path.join(REPO, "configs", "tiny.py"),
+                      "--workdir", "runs/quickstart", f"--config.data.source=folder:{STYLES}",
+                      cwd=user_dir)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return user_dir / "runs" / "quickstart"
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(user_dir, tiny_workdir):
+  """`jaxstyle export` of the tiny model to <user_dir>/export/<style>.onnx (checked at 64²)."""
+  proc = run_jaxstyle("export", "--workdir", "runs/quickstart", "--formats", "onnx",
+                      "--onnx_sizes", "64", "--out", "export/", cwd=user_dir)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  (report,) = (user_dir / "export").glob("*.export.json")
+  with open(report) as f:
+    assert json.load(f)["formats"]["onnx"]["verified"]
+  return user_dir / "export" / report.name.replace(".export.json", ".onnx")
