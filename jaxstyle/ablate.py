@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import time
 from typing import Any, Mapping
 
 from absl import app
@@ -144,9 +145,30 @@ def read_curves(workdir: str) -> dict[str, list[tuple[int, float]]]:
   return curves
 
 
+# Inference time of each variant: JAX jit on this backend at this square size.
+INFERENCE_SIZE = 1024
+
+
+def inference_ms(apply_fn, size: int, repeats: int = 3) -> float:
+  """Median wall ms of one (size, size) image through `apply_fn`, after a warm-up."""
+  image = np.random.default_rng(0).uniform(size=(size, size, 3)).astype(np.float32)
+  apply_fn(image)
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    apply_fn(image)
+    times.append(time.perf_counter() - start)
+  return 1e3 * float(np.median(times))
+
+
 def evaluate_variant(name: str, workdir: str, config, *, loss_net, style_image,
-                     eval_images) -> tuple[dict[str, Any], list[np.ndarray]]:
-  """One table row, and the variant's outputs for the eval images."""
+                     eval_images, time_inference: bool = True
+                     ) -> tuple[dict[str, Any], list[np.ndarray]]:
+  """One table row, and the variant's outputs for the eval images.
+
+  Quality is `metrics.quality_report` against `style_image` (at the metrics'
+  size, not each variant's training size, so variants compare).
+  """
   with open(os.path.join(workdir, "summary.json")) as f:
     summary = json.load(f)
   apply_fn, _, _ = stylize.load_stylizer(workdir)
@@ -155,6 +177,8 @@ def evaluate_variant(name: str, workdir: str, config, *, loss_net, style_image,
   num_params, macs = count_params_and_macs(config.model, config.data.image_size)
   step_time = summary.get("step_time_s")
   curves = read_curves(workdir)
+  quality = [metrics.quality_report(loss_net, out, image, style_image, layers)
+             for out, (_, image) in zip(outputs, eval_images)]
   row = {
       "variant": name,
       "model": config.model.name,
@@ -166,10 +190,8 @@ def evaluate_variant(name: str, workdir: str, config, *, loss_net, style_image,
       "style_loss": summary["style_loss_final"],
       "content_loss": summary["content_loss_final"],
       "tv_loss": summary["tv_loss_final"],
-      "style_similarity": float(np.mean([
-          metrics.style_similarity(loss_net, out, style_image, layers) for out in outputs])),
-      "ssim": float(np.mean([metrics.ssim(out, image)
-                             for out, (_, image) in zip(outputs, eval_images)])),
+      **{k.replace("/", "_"): float(np.mean([q[k] for q in quality])) for k in quality[0]},
+      "ms_1024": inference_ms(apply_fn, INFERENCE_SIZE) if time_inference else None,
   }
   return row, outputs
 
@@ -187,7 +209,10 @@ COLUMNS = (
     ("style_loss", "style loss ↓", "{:.3f}"),
     ("content_loss", "content loss ↓", "{:.3f}"),
     ("style_similarity", "style sim ↑", "{:.4f}"),
+    ("style_similarity_relu3_3", "relu3_3 ↑", "{:.3f}"),
+    ("style_similarity_relu4_3", "relu4_3 ↑", "{:.3f}"),
     ("ssim", "SSIM", "{:.3f}"),
+    ("ms_1024", f"ms {INFERENCE_SIZE}² (JAX)", "{:.0f}"),
 )
 
 
@@ -201,7 +226,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
   lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
            "|" + "|".join("---" if k == "variant" else "---:" for k, _, _ in COLUMNS) + "|"]
   for row in rows:
-    lines.append("| " + " | ".join(_fmt(row[k], spec) for k, _, spec in COLUMNS) + " |")
+    lines.append("| " + " | ".join(_fmt(row.get(k), spec) for k, _, spec in COLUMNS) + " |")
   return "\n".join(lines) + "\n"
 
 
@@ -251,6 +276,26 @@ def plot_outputs(content: np.ndarray, outputs: Mapping[str, np.ndarray], path: s
   _atomic_write(path, buf.getvalue())
 
 
+def plot_tradeoff(rows: list[dict[str, Any]], path: str) -> None:
+  """Style similarity vs SSIM per variant, coloured by inference ms."""
+  fig, ax = plt.subplots(figsize=(6.5, 5), dpi=100)
+  ms = [r.get("ms_1024") or 0.0 for r in rows]
+  points = ax.scatter([r["style_similarity"] for r in rows], [r["ssim"] for r in rows],
+                      c=ms, cmap="viridis", s=40)
+  for r in rows:
+    ax.annotate(r["variant"], (r["style_similarity"], r["ssim"]), fontsize=7,
+                xytext=(3, 3), textcoords="offset points")
+  ax.set_xlabel("style similarity ↑")
+  ax.set_ylabel("SSIM to the content ↑")
+  ax.grid(alpha=0.3)
+  fig.colorbar(points, ax=ax, label=f"ms at {INFERENCE_SIZE}² (JAX)")
+  fig.tight_layout()
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png")
+  plt.close(fig)
+  _atomic_write(path, buf.getvalue())
+
+
 def write_report(workdir: str, ablation, rows, curves, outputs, content) -> str:
   table = markdown_table(rows)
   base = ablation.base
@@ -258,8 +303,10 @@ def write_report(workdir: str, ablation, rows, curves, outputs, content) -> str:
             f"{base.data.image_size}² crops of {base.data.source}, style "
             f"{base.style.image!r}, loss network {base.vgg.arch}/{base.vgg.source}, "
             f"{jax.device_count()}× {jax.devices()[0].device_kind} ({jax.default_backend()}). "
-            f"GMACs at {base.data.image_size}²; losses, style similarity and SSIM "
-            f"on the eval images at {base.eval.image_size} px.\n\n")
+            f"GMACs at {base.data.image_size}²; losses, style similarity (against "
+            f"the style image at {metrics.STYLE_SIZE} px; relu3_3/relu4_3: those "
+            f"layers alone) and SSIM on the eval images at {base.eval.image_size} px; "
+            f"ms: JAX jit at {INFERENCE_SIZE}², batch 1, this backend.\n\n")
   _atomic_write(os.path.join(workdir, "ablation.md"), (header + table).encode())
   buf = io.StringIO()
   writer = csv.DictWriter(buf, fieldnames=[k for k, _, _ in COLUMNS] + ["model", "tv_loss"],
@@ -271,6 +318,7 @@ def write_report(workdir: str, ablation, rows, curves, outputs, content) -> str:
                 json.dumps({"conditions": header.strip(), "rows": rows}, indent=2).encode())
   plot_curves(curves, os.path.join(workdir, "loss_curves.png"))
   plot_outputs(content, outputs, os.path.join(workdir, "outputs.png"))
+  plot_tradeoff(rows, os.path.join(workdir, "tradeoff.png"))
   return table
 
 
@@ -298,7 +346,7 @@ def run_ablation(ablation: ml_collections.ConfigDict, workdir: str,
   base = ablation.base
   loss_net = vgg.load_loss_network(base.vgg.arch, base.vgg.source, base.vgg.path or None)
   style_image = train.resize_short_side(
-      image_io.load_image(train.resolve_style_path(base.style.image)), base.style.size)
+      image_io.load_image(train.resolve_style_path(base.style.image)), metrics.STYLE_SIZE)
   multiple = math.lcm(*(models.create_model(c.model).size_multiple for _, c in variants))
   eval_images = train.load_eval_images(base, multiple)
   rows, curves, firsts = [], {}, {}

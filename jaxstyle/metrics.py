@@ -56,17 +56,26 @@ def gram_cosine(a: jax.Array, b: jax.Array) -> jax.Array:
   return dot / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(b, axis=-1) + 1e-12)
 
 
-def style_similarity(loss_net, output: np.ndarray, style_image: np.ndarray,
-                     layers: Sequence[str]) -> float:
-  """Mean over `layers` of the Gram cosine between output and style image.
+def style_similarities(loss_net, output: np.ndarray, style_image: np.ndarray,
+                       layers: Sequence[str]) -> dict[str, float]:
+  """{layer: Gram cosine between output and style image} for each of `layers`.
 
-  The images may differ in size: Gram matrices are averaged over pixels.
+  The images may differ in size: Gram matrices are averaged over pixels. The
+  deep layers (relu3_3, relu4_3) measure texture; the shallow ones are nearly
+  saturated by matching colours alone, so report them apart, not only the mean.
   """
   layers = list(layers)
   grams = lambda image: {k: losses.gram_matrix(v) for k, v in
                          loss_net.features(jnp.asarray(image)[None], layers).items()}
   out, ref = grams(output), grams(style_image)
-  return float(np.mean([gram_cosine(out[k], ref[k])[0] for k in layers]))
+  return {k: float(gram_cosine(out[k], ref[k])[0]) for k in layers}
+
+
+def style_similarity(loss_net, output: np.ndarray, style_image: np.ndarray,
+                     layers: Sequence[str]) -> float:
+  """Mean over `layers` of the Gram cosine between output and style image."""
+  return float(np.mean(list(style_similarities(loss_net, output, style_image,
+                                               layers).values())))
 
 
 def content_distance(loss_net, output: np.ndarray, content: np.ndarray,
@@ -81,3 +90,24 @@ def content_distance(loss_net, output: np.ndarray, content: np.ndarray,
     f = np.asarray(feats[k], np.float64)
     values.append(np.sum(np.square(f[0] - f[1])) / np.sum(np.square(f[1])))
   return float(np.mean(values))
+
+
+# The protocol every quality number of jaxstyle's docs uses: style image at a
+# 256 px short side, the four VGG16 style layers of the training loss.
+STYLE_SIZE = 256
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+def quality_report(loss_net, output: np.ndarray, content: np.ndarray,
+                   style_image: np.ndarray, layers: Sequence[str] = STYLE_LAYERS
+                   ) -> dict[str, float]:
+  """Style similarity (mean and per layer) to `style_image` and SSIM to `content`.
+
+  {'style_similarity': mean, 'style_similarity/<layer>': ..., 'ssim': ...}:
+  the keys of summary.json, the ablation and Table 1.
+  """
+  per_layer = style_similarities(loss_net, output, style_image, layers)
+  report = {"style_similarity": float(np.mean(list(per_layer.values())))}
+  report.update({f"style_similarity/{k}": v for k, v in per_layer.items()})
+  report["ssim"] = ssim(output, content)
+  return report

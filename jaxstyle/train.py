@@ -36,6 +36,7 @@ from jaxstyle import distributed
 from jaxstyle import images as image_io
 from jaxstyle import data_config
 from jaxstyle import losses
+from jaxstyle import metrics as quality_metrics
 from jaxstyle import models
 from jaxstyle import style_perturbation
 from jaxstyle.models import half_precision
@@ -264,8 +265,11 @@ class Trainer:
     self.tx, self.schedule = create_optimizer(config.optimizer, config.num_train_steps)
 
     self.style_path = resolve_style_path(config.style.image)
-    self.style_image = resize_short_side(image_io.load_image(self.style_path),
-                                         config.style.size)
+    style_full = image_io.load_image(self.style_path)
+    self.style_image = resize_short_side(style_full, config.style.size)
+    # The style image of the quality metrics (docs' protocol), whatever the
+    # training size: runs with different config.style.size stay comparable.
+    self.metric_style_image = resize_short_side(style_full, quality_metrics.STYLE_SIZE)
     # Targets of the unperturbed style image: for evaluation, and for
     # training when perturbation is off.
     target_fn = functools.partial(style_targets, loss_cfg=config.loss)
@@ -324,13 +328,23 @@ class Trainer:
     return stylized[0], metrics
 
   def evaluate(self, params, eval_images) -> tuple[dict[str, float], list[np.ndarray]]:
-    """Mean losses over the fixed content images, and their stylized versions."""
+    """Mean losses and quality metrics over the fixed content images, and
+    their stylized versions.
+
+    Quality: `jaxstyle.metrics.quality_report` (style similarity, mean and
+    per layer, against the style image at the metrics' size; SSIM to the
+    content), the numbers users compare runs and models by.
+    """
     outputs, per_image = [], []
     for _, image in eval_images:
       stylized, metrics = self.eval_fn(params, self.replicate(image),
                                        self.style_targets, self.loss_net)
-      outputs.append(np.asarray(stylized))
-      per_image.append(jax.device_get(metrics))
+      out = np.asarray(stylized)
+      outputs.append(out)
+      metrics = dict(jax.device_get(metrics))
+      metrics.update(quality_metrics.quality_report(self.loss_net, out, image,
+                                                    self.metric_style_image))
+      per_image.append(metrics)
     mean = {k: float(np.mean([m[k] for m in per_image])) for k in per_image[0]}
     return mean, outputs
 
@@ -450,6 +464,42 @@ def _write_json(path: str, data: Mapping[str, Any]) -> None:
   os.replace(tmp, path)
 
 
+def _quality(metrics: Mapping[str, float]) -> dict[str, float] | None:
+  """The quality-report part of evaluation metrics (None for runs from before it)."""
+  keys = [k for k in metrics if k == "ssim" or k.startswith("style_similarity")]
+  return {k: metrics[k] for k in sorted(keys)} or None
+
+
+class EvalHistory:
+  """`eval_history.jsonl`: one line per periodic evaluation, with the training
+  seconds before it (compilation included, evaluations excluded), so quality
+  can be plotted against training time. A resumed run drops the lines after
+  its checkpoint and continues their clock.
+  """
+
+  def __init__(self, path: str, start_step: int):
+    self.path = path
+    kept = []
+    if os.path.exists(path):
+      with open(path) as f:
+        kept = [r for r in map(json.loads, filter(str.strip, f)) if r["step"] <= start_step]
+    self.offset = kept[-1]["train_seconds"] if kept else 0.0
+    if jax.process_index() == 0:
+      _write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+  def append(self, step: int, train_seconds: float, metrics: Mapping[str, float]) -> None:
+    record = dict(metrics, step=step, train_seconds=round(self.offset + train_seconds, 2))
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _write_text(path: str, text: str) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Runs (or resumes) training; writes checkpoints, TensorBoard, gallery, summary.json."""
   if config.get("trainer", "style_transfer") == "cyclegan":
@@ -485,6 +535,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if is_chief:
       _write_json(initial_path, initial)
   start_step = int(state.step)
+  history = EvalHistory(os.path.join(workdir, "eval_history.jsonl"), start_step)
+  if start_step == 0 and is_chief:
+    history.append(0, 0.0, initial)
 
   meta = {"vgg": trainer.loss_net.description, "vgg_source": config.vgg.source,
           "style_image": trainer.style_path}
@@ -497,7 +550,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                        disable=not is_chief, desc="train", unit="step",
                        dynamic_ncols=True)
   timer = StepTimer(start_step)
-  metrics = None
+  train_start, eval_seconds = time.time(), 0.0
+  metrics = final = None
   for step in range(start_step + 1, config.num_train_steps + 1):
     batch = next(batches)
     assert batch.shape[0] == local_batch, batch.shape
@@ -523,14 +577,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if step % config.image_every_steps == 0 or is_last:
       eval_start = time.time()
       eval_metrics, stylized = trainer.evaluate(state.params, eval_images)
+      if is_chief:
+        history.append(step, eval_start - train_start - eval_seconds, eval_metrics)
       if writer is not None:
         write_eval_summaries(writer, step, eval_metrics, names, zip(contents, stylized))
+      if is_last:
+        final = eval_metrics
       timer.exclude(time.time() - eval_start)
+      eval_seconds += time.time() - eval_start
     checkpointing.save(manager, step, state, dict(meta, step=step), force=is_last)
   progress.close()
   manager.wait_until_finished()
 
-  final, stylized = trainer.evaluate(state.params, eval_images)
+  if final is None:  # resumed at the last step: nothing was trained
+    final, stylized = trainer.evaluate(state.params, eval_images)
   if is_chief:
     grid = save_gallery(os.path.join(workdir, "gallery"), names, contents, stylized)
     summary = {
@@ -549,6 +609,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "input_noise_gain_final": final["input_noise_gain"],
         "fp16_gain_initial": initial.get("fp16_gain"),
         "fp16_gain_final": final["fp16_gain"],
+        # Style similarity (mean, per layer) and SSIM on the eval images at
+        # config.eval.image_size (jaxstyle.metrics.quality_report).
+        "quality": {"initial": _quality(initial), "final": _quality(final),
+                    "image_size": config.eval.image_size,
+                    "style_size": quality_metrics.STYLE_SIZE},
         "eval_images": names,
         "steps": int(state.step),
         "resumed_from_step": start_step,

@@ -79,12 +79,15 @@ def test_runner_writes_table_plots_and_reuses_finished_runs(tmp_path):
   assert int(rows["standard_conv"]["params"]) > int(rows["separable"]["params"])
   for row in rows.values():
     assert 0 < float(row["style_similarity"]) <= 1
+    layers = [float(row[f"style_similarity_{k}"]) for k in ("relu3_3", "relu4_3")]
+    assert all(0 < v <= 1 for v in layers)
     assert -1 <= float(row["ssim"]) <= 1
+    assert float(row["ms_1024"]) > 0
     assert float(row["step_time_s"]) > 0
   report = json.loads((tmp_path / "ablation.json").read_text())
   assert "4 steps" in report["conditions"]
   assert "| separable |" in (tmp_path / "ablation.md").read_text()
-  for png in ("loss_curves.png", "outputs.png"):
+  for png in ("loss_curves.png", "outputs.png", "tradeoff.png"):
     image = np.asarray(Image.open(tmp_path / png))
     assert image.ndim == 3 and image.std() > 0
 

@@ -106,3 +106,25 @@ def test_content_distance_zero_for_identical_and_grows_with_degradation(content)
                                   rel=1e-4)
   assert 0 < d_light < metrics.content_distance(net, heavy, content, layers)
   assert 0 < metrics.content_distance(net, blurred, content, layers)
+
+
+def test_per_layer_similarities_match_numpy_grams_and_average_to_the_mean(content):
+  net = vgg.load_loss_network("vgg16", "hed")
+  style = image_io.load_image(jaxstyle.STYLES_DIR + "/mosaic.jpg")[:80, :112]
+  layers = ["relu2_2", "relu3_3"]
+  per_layer = metrics.style_similarities(net, content, style, layers)
+  for k in layers:
+    grams = []
+    for image in (content, style):  # float64 Gram, pixel-averaged, numpy only
+      f = np.asarray(net.features(image[None], [k])[k], np.float64)[0]
+      f = f.reshape(-1, f.shape[-1])
+      grams.append((f.T @ f / len(f)).ravel())
+    want = grams[0] @ grams[1] / np.linalg.norm(grams[0]) / np.linalg.norm(grams[1])
+    assert per_layer[k] == pytest.approx(want, abs=1e-5)
+  assert metrics.style_similarity(net, content, style, layers) == pytest.approx(
+      np.mean(list(per_layer.values())), abs=1e-7)
+  report = metrics.quality_report(net, content, content, style, layers)
+  assert sorted(report) == ["ssim", "style_similarity", "style_similarity/relu2_2",
+                            "style_similarity/relu3_3"]
+  assert report["ssim"] == pytest.approx(1.0) and report["style_similarity/relu3_3"] == \
+      pytest.approx(per_layer["relu3_3"], abs=1e-6)
