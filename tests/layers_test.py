@@ -34,6 +34,33 @@ def test_upsample_conv_equals_nearest_upsampling_then_conv(factor):
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("factor", [2, 3])
+def test_blurred_upsample_conv_equals_upsampling_conv_then_binomial_blur(factor):
+  """blur=True: nearest ×f of the edge-padded map, 3×3 conv, [1,2,1]/4 blur
+  along H and W (all VALID), in float64 numpy, same parameters."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 5, 7, 4))
+  module = layers.UpsampleConv(3, factor, blur=True)
+  params = module.init(jax.random.key(1), jnp.asarray(x, jnp.float32))
+  kernel = rng.normal(size=(3, 3, 4, 3))
+  bias = rng.normal(size=3)
+  params = {"params": {"conv": {"kernel": jnp.asarray(kernel, jnp.float32),
+                                "bias": jnp.asarray(bias, jnp.float32)}}}
+  got = np.asarray(module.apply(params, jnp.asarray(x, jnp.float32)))
+
+  up = np.repeat(np.repeat(np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge"),
+                           factor, axis=1), factor, axis=2)
+  up = up[:, factor - 2:up.shape[1] - factor + 2, factor - 2:up.shape[2] - factor + 2]
+  h, w = x.shape[1] * factor + 2, x.shape[2] * factor + 2
+  conv = sum(np.einsum("bhwi,io->bhwo", up[:, a:a + h, c:c + w], kernel[a, c])
+             for a in range(3) for c in range(3)) + bias
+  b = np.array([1, 2, 1]) / 4
+  rows = sum(b[a] * conv[:, a:a + h - 2] for a in range(3))
+  want = sum(b[c] * rows[:, :, c:c + w - 2] for c in range(3))
+  assert got.shape == want.shape == (2, 5 * factor, 7 * factor, 3)
+  np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-5)
+
+
 def test_instance_norm_matches_numpy_float64():
   rng = np.random.default_rng(0)
   x = rng.normal(3.0, 5.0, size=(2, 9, 7, 4)).astype(np.float32)

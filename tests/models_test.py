@@ -254,6 +254,7 @@ def test_create_model_builds_transformer_net_and_names_foreign_keys():
   # changed model.name must fail naming them.
   unet_keys = dict(default.get_config().model)
   with pytest.raises(ValueError, match=r"unknown keys \['conv_before_upsample', "
-                     r"'depthwise_impl', 'patch_size', 'separable', 'skips'\] for model "
+                     r"'depthwise_impl', 'head_blur', 'patch_size', 'separable', 'skips'\] "
+                     r"for model "
                      r"'transformer_net'"):
     models.create_model(ml_collections.ConfigDict(dict(unet_keys, name="transformer_net")))

@@ -103,6 +103,11 @@ class _ConvWeights(nn.Module):
             self.param("bias", nn.initializers.zeros, self.shape[-1:]))
 
 
+# Binomial [1, 2, 1] / 4: the shortest symmetric filter with zero gain at the
+# Nyquist frequency, i.e. it removes exactly a 2-pixel alternation.
+_BLUR = np.array([1.0, 2.0, 1.0], np.float32) / 4
+
+
 class UpsampleConv(nn.Module):
   """Nearest ×factor upsampling then `Conv(features, 3)`, computed at the low
   resolution: one 3×3 conv whose factor² output groups are the conv's kernel
@@ -111,22 +116,37 @@ class UpsampleConv(nn.Module):
   form (reflect padding of the upsampled map is edge padding before it), but
   it never builds the factor²-times larger map of the input's width.
 
-  Unlike a free conv → depth-to-space head, the sub-pixel phases share one
-  kernel, which leaves no room for a phase-periodic grid (docs/export.md).
+  The sub-pixel phases share one kernel, but that does not rule out a
+  phase-periodic grid: the difference between two phases of a block is the
+  kernel applied to the low-resolution feature differences, so a network
+  pushed towards fine texture learns to paint a 2-pixel grid (measured in
+  docs/quality.md). `blur=True` follows the conv with a fixed [1, 2, 1] / 4
+  blur along H and W at the full resolution, which has zero gain at the
+  2-pixel period; it folds into the same per-phase 3×3 kernels (the function
+  is the three-step form with the upsampled map edge-padded by 2), so it costs
+  nothing at run time.
   """
   features: int
   factor: int = 2
+  blur: bool = False
+
+  def phase_taps(self) -> np.ndarray:
+    """taps[i, a, t]: the weight with which tap t (offset t-1) of the 3×3
+    kernel reaches low-resolution offset a-1 in an output pixel of phase i."""
+    f = self.factor
+    blur = {0: 1.0} if not self.blur else {d - 1: w for d, w in enumerate(_BLUR)}
+    taps = np.zeros((f, 3, 3), np.float32)
+    for i in range(f):
+      for t in range(3):
+        for d, w in blur.items():
+          taps[i, (i + d + t - 1) // f + 1, t] += w
+    return taps
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     f = self.factor
     kernel, bias = _ConvWeights((3, 3, x.shape[-1], self.features), name="conv")()
-    # taps[i][a, t]: tap t (offset t-1) of an output pixel in phase i reads
-    # low-resolution offset a-1.
-    taps = np.zeros((f, 3, 3), np.float32)
-    for i in range(f):
-      for t in range(3):
-        taps[i, (i + t - 1) // f + 1, t] = 1
+    taps = self.phase_taps()
     phases = [jnp.einsum("ay,bx,yxio->abio", taps[i], taps[j], kernel)
               for i in range(f) for j in range(f)]
     y = jax.lax.conv_general_dilated(

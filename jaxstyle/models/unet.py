@@ -66,6 +66,9 @@ class UNet(nn.Module):
     conv_before_upsample: each decoder level first narrows the channels at the
       lower resolution, then upsamples, instead of upsampling the wide map;
       the same layers, ≈4× fewer MACs in them and half the upsampled memory.
+    head_blur: with patch_size > 1, a fixed [1, 2, 1] / 4 blur after the head
+      (`layers.UpsampleConv(blur=True)`, folded into its kernels: free at run
+      time), so the network cannot paint a grid at the patch period.
   """
   features: Sequence[int] = (16, 32, 64, 128)
   num_res_blocks: int = 5
@@ -74,6 +77,7 @@ class UNet(nn.Module):
   depthwise_impl: str = "auto"
   patch_size: int = 1
   conv_before_upsample: bool = False
+  head_blur: bool = False
 
   @property
   def size_multiple(self) -> int:
@@ -106,7 +110,7 @@ class UNet(nn.Module):
         x = jnp.concatenate([x, encoded[level - 1]], axis=-1)
       x = conv(width, name=f"up{level}_b")(x)
     if self.patch_size > 1:
-      x = layers.UpsampleConv(3, self.patch_size, name="head")(x)
+      x = layers.UpsampleConv(3, self.patch_size, blur=self.head_blur, name="head")(x)
     else:
       x = layers.Conv(3, 3, name="head")(x)
     return nn.sigmoid(x)
