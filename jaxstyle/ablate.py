@@ -101,8 +101,30 @@ def build_variants(ablation: ml_collections.ConfigDict
   return out
 
 
+# How often a run logs, evaluates and checkpoints: not part of what it trains.
+_CADENCE_KEYS = ("log_every_steps", "image_every_steps", "checkpoint_every_steps",
+                 "keep_checkpoints")
+
+
+def _trained_config(config) -> dict[str, Any]:
+  d = json.loads(config.to_json_best_effort())
+  return {k: v for k, v in d.items() if k not in _CADENCE_KEYS}
+
+
 def _is_finished(workdir: str, config) -> bool:
+  """Whether `workdir` holds a finished run of exactly this variant.
+
+  A run of an edited variant is an error, not reused or resumed: its numbers
+  would describe the old config.
+  """
   path = os.path.join(workdir, "summary.json")
+  if os.path.exists(os.path.join(workdir, "config.json")):
+    saved = _trained_config(checkpointing.load_config(workdir))
+    if saved != _trained_config(config):
+      changed = sorted(k for k in set(saved) | set(_trained_config(config))
+                       if saved.get(k) != _trained_config(config).get(k))
+      raise ValueError(f"{workdir} was trained with another config (differs in "
+                       f"{', '.join(changed)}); delete it to retrain this variant")
   if not os.path.exists(path):
     return False
   with open(path) as f:

@@ -95,3 +95,9 @@ def test_runner_writes_table_plots_and_reuses_finished_runs(tmp_path):
   proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=900)
   assert proc.returncode == 0 and "reusing" in proc.stderr
+
+  # An edited variant is not silently reused (its numbers would be stale).
+  proc = subprocess.run(cmd + ["--config.base.loss.tv_weight=3.0"], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=900)
+  assert proc.returncode != 0
+  assert "was trained with another config (differs in loss)" in proc.stderr
