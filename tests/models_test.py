@@ -87,7 +87,8 @@ def test_unknown_model_or_key_is_a_clear_error():
 # U-Net ablation switches.
 
 
-def _unet_param_count(features, num_res_blocks, separable, skips, patch_size=1):
+def _unet_param_count(features, num_res_blocks, separable, skips, patch_size=1,
+                      first_skip_level=0):
   """From the layer shapes in unet.py's docstring, independently of Flax."""
   def conv_norm(c_in, c_out):  # no conv bias (the norm removes it); IN scale + shift
     conv = 9 * c_in + c_in * c_out if separable else 9 * c_in * c_out
@@ -100,7 +101,8 @@ def _unet_param_count(features, num_res_blocks, separable, skips, patch_size=1):
   n += num_res_blocks * 2 * conv_norm(f[-1], f[-1])
   for level in range(len(f) - 1, 0, -1):
     width = f[level - 1]
-    n += conv_norm(f[level], width) + conv_norm(2 * width if skips else width, width)
+    skip = skips and level - 1 >= first_skip_level
+    n += conv_norm(f[level], width) + conv_norm(2 * width if skip else width, width)
   return n + 9 * f[0] * 3 + 3                     # head conv with bias (at the pixels)
 
 
@@ -113,12 +115,14 @@ def _unet_param_count(features, num_res_blocks, separable, skips, patch_size=1):
     dict(features=(8, 16, 32), num_res_blocks=2, separable=False),
     dict(features=(8, 16, 32), num_res_blocks=2, skips=False),
     dict(features=(8, 16, 32), num_res_blocks=1, separable=False, skips=False),
+    dict(features=(8, 16, 32), num_res_blocks=1, patch_size=2, first_skip_level=1),
+    dict(features=(8, 16, 32, 64), num_res_blocks=1, first_skip_level=2),
 ])
 def test_unet_variants_build_run_and_have_the_expected_size(variant):
   model = models.create_model(ml_collections.ConfigDict(dict(name="unet", **variant)))
   want = _unet_param_count(variant["features"], variant["num_res_blocks"],
                            variant.get("separable", True), variant.get("skips", True),
-                           variant.get("patch_size", 1))
+                           variant.get("patch_size", 1), variant.get("first_skip_level", 0))
   assert _param_count(model, 32) == want
   if variant["features"] == (16, 32, 64, 128):
     assert want == (242_275 if variant.get("patch_size") == 2 else 240_979)
@@ -254,7 +258,8 @@ def test_create_model_builds_transformer_net_and_names_foreign_keys():
   # changed model.name must fail naming them.
   unet_keys = dict(default.get_config().model)
   with pytest.raises(ValueError, match=r"unknown keys \['conv_before_upsample', "
-                     r"'depthwise_impl', 'head_blur', 'patch_size', 'separable', 'skips'\] "
+                     r"'depthwise_impl', 'first_skip_level', 'head_blur', 'patch_size', 'separable', "
+                     r"'skips'\] "
                      r"for model "
                      r"'transformer_net'"):
     models.create_model(ml_collections.ConfigDict(dict(unet_keys, name="transformer_net")))

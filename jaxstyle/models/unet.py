@@ -66,6 +66,10 @@ class UNet(nn.Module):
     conv_before_upsample: each decoder level first narrows the channels at the
       lower resolution, then upsamples, instead of upsampling the wide map;
       the same layers, ≈4× fewer MACs in them and half the upsampled memory.
+    first_skip_level: the shallowest encoder level whose features skip to the
+      decoder (0: the stem's, i.e. all skips; 1: from down1 on, ...). The
+      shallow skips carry the photo's own pixels and colours past the
+      bottleneck, where the style is made.
     head_blur: with patch_size > 1, a fixed [1, 2, 1] / 4 blur after the head
       (`layers.UpsampleConv(blur=True)`, folded into its kernels: free at run
       time), so the network cannot paint a grid at the patch period.
@@ -77,6 +81,7 @@ class UNet(nn.Module):
   depthwise_impl: str = "auto"
   patch_size: int = 1
   conv_before_upsample: bool = False
+  first_skip_level: int = 0
   head_blur: bool = False
 
   @property
@@ -106,7 +111,7 @@ class UNet(nn.Module):
         x = layers.upsample_nearest(conv(width, name=f"up{level}_a")(x))
       else:
         x = conv(width, name=f"up{level}_a")(layers.upsample_nearest(x))
-      if self.skips:
+      if self.skips and level - 1 >= self.first_skip_level:
         x = jnp.concatenate([x, encoded[level - 1]], axis=-1)
       x = conv(width, name=f"up{level}_b")(x)
     if self.patch_size > 1:
