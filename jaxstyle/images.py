@@ -8,6 +8,7 @@ message that names the file, so a batch run can report it and move on.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import sys
@@ -35,6 +36,13 @@ class ImageError(ValueError):
 
 # --------------------------------------------------------------------------- reading
 
+# Default working size of stylization (long side, px). A trained network paints
+# strokes of a fixed size in pixels (set by config.style.size), so the larger
+# the photo, the finer its texture looks: at 1024 px a phone photo keeps
+# visible strokes and bounded memory (Turi Create stylizes at ≤ 800 px).
+# Stylize at full resolution with max_size 0 (CLI) / None (API).
+DEFAULT_MAX_SIZE = 1024
+
 
 def load_image(path: str, max_size: int | None = None) -> np.ndarray:
     """Reads `path` as float32 HxWx3 RGB in [0, 1], upright per its EXIF tag.
@@ -56,25 +64,39 @@ def load_image(path: str, max_size: int | None = None) -> np.ndarray:
     try:
         if os.path.getsize(path) == 0:
             raise ImageError(path, "file is empty")
-        with Image.open(path) as img:
-            img.load()  # decode now, inside the try, so truncation is caught here
-            array = from_pil(img)
-    except ImageError:
-        raise
     except PermissionError:
         raise ImageError(path, "permission denied") from None
-    except UnidentifiedImageError:
-        raise ImageError(path, "not a recognised image file") from None
-    except Image.DecompressionBombError as e:
-        raise ImageError(path, f"image is too large to load safely ({e})") from None
-    except OSError as e:
-        # Pillow reports truncated/corrupt data as OSError ("image file is truncated").
-        raise ImageError(path, f"image data is truncated or corrupt ({e})") from None
-    except Exception as e:  # Pillow plugins raise assorted types on bad data.
-        raise ImageError(path, f"could not decode image ({type(e).__name__}: {e})") from None
+    array = _decode(path, path)
     if max_size is not None:
         array = shrink(array, max_size)
     return array
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Encoded image bytes (a dataset record) as `load_image` returns a file;
+    `name` says where they came from in an `ImageError`."""
+    if not data:
+        raise ImageError(name, "file is empty")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, name: str) -> np.ndarray:
+    """Opens and decodes a path or file object; any failure is an ImageError."""
+    try:
+        with Image.open(source) as img:
+            img.load()  # decode now, inside the try, so truncation is caught here
+            return from_pil(img)
+    except PermissionError:
+        raise ImageError(name, "permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(name, "not a recognised image file") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(name, f"image is too large to load safely ({e})") from None
+    except OSError as e:
+        # Pillow reports truncated/corrupt data as OSError ("image file is truncated").
+        raise ImageError(name, f"image data is truncated or corrupt ({e})") from None
+    except Exception as e:  # Pillow plugins raise assorted types on bad data.
+        raise ImageError(name, f"could not decode image ({type(e).__name__}: {e})") from None
 
 
 def from_pil(img: Image.Image) -> np.ndarray:

@@ -3,9 +3,10 @@ r"""Stylizes images with a trained model.
   python -m jaxstyle.stylize --workdir runs/quickstart --input photo.jpg more/ \
       --output out/
 
-Any image size works: inputs are reflect-padded to what the network needs and
-cropped back. Outputs are PNGs named <input stem>_stylized.png and never replace
-an input. A file that cannot be read gets one line on stderr; the others are
+Any image size works: inputs are shrunk to the working size (`--max_size`,
+long side 1024 px by default: the network's strokes have a fixed size in
+pixels), reflect-padded to what the network needs and cropped back. Outputs
+are PNGs named <input stem>_stylized.png and never replace an input. A file that cannot be read gets one line on stderr; the others are
 still processed, and the exit code is 1 if any failed.
 """
 
@@ -52,7 +53,10 @@ def define_flags() -> None:
   flags.DEFINE_multi_string("input", None, "Image files or folders (repeatable; "
                             "extra positional arguments are inputs too).")
   flags.DEFINE_string("output", None, "Folder for the stylized PNGs.")
-  flags.DEFINE_integer("max_size", None, "Downscale inputs so the long side is at most this.")
+  flags.DEFINE_integer(
+      "max_size", images.DEFAULT_MAX_SIZE,
+      "Working size: downscale inputs so the long side is at most this many pixels "
+      "(strokes have a fixed size in pixels: smaller = bolder strokes); 0 = full resolution.")
   flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
   flags.mark_flags_as_required(["workdir", "input", "output"])
 
@@ -64,7 +68,7 @@ def main(argv):
   apply_fn, multiple, meta = load_stylizer(FLAGS.workdir, FLAGS.step)
   logging.info("Loaded step %s of %s", meta.get("step"), FLAGS.workdir)
   written, failures = images.stylize_files(inputs, FLAGS.output, apply_fn,
-                                           multiple=multiple, max_size=FLAGS.max_size)
+                                           multiple=multiple, max_size=FLAGS.max_size or None)
   print(f"jaxstyle: wrote {len(written)} image(s) to {FLAGS.output}"
         + (f", {len(failures)} failed" if failures else ""))
   if failures:

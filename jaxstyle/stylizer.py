@@ -63,9 +63,10 @@ class Stylizer:
                int(metadata.get("size_multiple", 1)), metadata)
 
   def __call__(self, image: ImageLike | Sequence[ImageLike],
-               max_size: int | None = None) -> Any:
+               max_size: int | None = images.DEFAULT_MAX_SIZE) -> Any:
     """Stylizes `image` (or each of a list), shrunk first so its long side is at most
-    `max_size` pixels if given (never enlarged)."""
+    `max_size` pixels (never enlarged; None: full resolution). The strokes have a
+    fixed size in pixels, so a smaller working size gives bolder strokes."""
     if max_size is not None and max_size < 1:
       raise ValueError(f"max_size must be >= 1, got {max_size}")
     if isinstance(image, (list, tuple)):

@@ -1,4 +1,5 @@
-"""End-to-end training: data parallelism, kill-and-resume, summary, stylize CLI.
+"""End-to-end training: data parallelism, kill-and-resume, preemption, summary,
+stylize CLI.
 
 Each run is a subprocess, so it can have its own simulated device count
 (XLA_FLAGS must be set before JAX starts) and can be SIGKILLed.
@@ -6,9 +7,11 @@ Each run is a subprocess, so it can have its own simulated device count
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -140,6 +143,53 @@ def test_sigkill_then_rerun_resumes_to_identical_parameters(tmp_path):
   assert _max_abs_diff(want["opt_state"], got["opt_state"]) <= 1e-6
 
 
+def test_sigterm_checkpoints_after_the_step_and_the_rerun_resumes_exactly(tmp_path):
+  """A real SIGTERM mid-run: the trainer finishes the step, saves it with the
+  data position (no periodic checkpoint is due), exits with 143 and a message;
+  the same command then resumes to the uninterrupted parameters."""
+  steps = 30
+  overrides = (f"--config.num_train_steps={steps}", "--config.checkpoint_every_steps=1000",
+               STABILITY)
+  reference = tmp_path / "uninterrupted"
+  _train(reference, *overrides)
+
+  preempted = tmp_path / "preempted"
+  proc = subprocess.Popen(_command(preempted, *overrides), cwd=REPO, env=_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  stderr, progress = [], threading.Event()
+
+  def read_stderr():  # tqdm's "train:  17%|...| 5/30" tells how far training is
+    for chunk in iter(lambda: proc.stderr.read1(1 << 16), b""):
+      stderr.append(chunk.decode(errors="replace"))
+      done = re.findall(rf"(\d+)/{steps} ", "".join(stderr)[-400:])
+      if done and int(done[-1]) >= 3:
+        progress.set()
+
+  reader = threading.Thread(target=read_stderr, daemon=True)
+  reader.start()
+  assert progress.wait(timeout=300), "".join(stderr)[-3000:]
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=120) == 143, "".join(stderr)[-3000:]
+  reader.join(timeout=10)
+  log = "".join(stderr)
+  # Orbax also saves the first step of a run; no other is due before 1000.
+  last = checkpointing.create_manager(str(preempted), read_only=True).latest_step()
+  assert 3 <= last < steps
+  assert f"Preempted (SIGTERM): saved the checkpoint of step {last}" in log
+  assert "run the same command again" in log
+  assert not (preempted / "summary.json").exists()
+  with open(preempted / "checkpoints" / str(last) / "data" / "process_0-of-1.json") as f:
+    assert json.load(f) == {"global_next_index": last * 4}  # steps x batch
+
+  _train(preempted, *overrides)
+  with open(preempted / "summary.json") as f:
+    assert json.load(f)["resumed_from_step"] == last
+  _, want = _final_state(reference)
+  _, got = _final_state(preempted)
+  assert _max_abs_diff(want["params"], got["params"]) <= 1e-6
+  assert _max_abs_diff(want["opt_state"], got["opt_state"]) <= 1e-6
+
+
 @pytest.mark.parametrize("override, key", [
     ("--config.loss.style_weight=-1", "config.loss.style_weight"),
     ("--config.batch_size=3", "config.batch_size"),
@@ -183,6 +233,21 @@ def test_stylize_cli_handles_any_size_and_bad_inputs(single_device_run, tmp_path
   gray = np.asarray(Image.open(out / "gray_stylized.png"))
   assert odd.shape == (37, 53, 3) and gray.shape == (40, 40, 3)
   assert odd.std() > 0
+
+
+@pytest.mark.parametrize("flag, want", [((), (720, 1024, 3)),
+                                        (("--max_size=0",), (900, 1280, 3)),
+                                        (("--max_size=320",), (225, 320, 3))])
+def test_stylize_works_at_the_working_size_unless_told(single_device_run, tmp_path, flag,
+                                                       want):
+  Image.fromarray(np.random.default_rng(1).integers(0, 255, (900, 1280, 3), np.uint8)
+                  ).save(tmp_path / "big.png")
+  proc = subprocess.run(
+      [sys.executable, "-m", "jaxstyle.stylize", "--workdir", str(single_device_run),
+       "--input", str(tmp_path / "big.png"), "--output", str(tmp_path / "out"), *flag],
+      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert np.asarray(Image.open(tmp_path / "out" / "big_stylized.png")).shape == want
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
