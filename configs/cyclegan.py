@@ -55,8 +55,8 @@ def get_config() -> ml_collections.ConfigDict:
       crop_scale=(0.25, 1.0), hflip=True,
       brightness=0.05, contrast=0.05, saturation=0.05, hue=0.01,
       # TFDS / folder sources: resize the short side, random image_size crop.
-      split="trainB", data_dir=None, download=False, resize_min=286,
-      shuffle_buffer=1024))
+      split="trainB", data_dir=ml_collections.FieldReference(None, field_type=str),
+      download=False, resize_min=286))
   # Style image(s) for 'style_crops': shipped names or paths, comma-separated;
   # resized so the short side is `size` before cropping.
   config.style = ml_collections.ConfigDict(dict(image="mosaic", size=512))

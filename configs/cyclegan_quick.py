@@ -27,7 +27,6 @@ def get_config():
   config.data.data_dir = os.path.join(_REPO, ".cache", "tensorflow_datasets")
   config.data.image_size = 128
   config.data.resize_min = 160
-  config.data.shuffle_buffer = 64
   config.data_b.resize_min = 160
   config.style.image = quickstart.get_config().style.image
   config.style.size = 256

@@ -83,11 +83,14 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Content photos through Grain (jaxstyle/input_pipeline.py): a TFDS dataset
   # prepared as ArrayRecord (`tfds build coco/2017 --file_format=array_record`),
-  # or 'folder:/dir'. Globally shuffled each epoch. num_workers: decoding
-  # processes (-1: one per CPU core, at most 16; 0: threads of the training
-  # process); prefetch: batches each worker keeps ready.
+  # or 'folder:/dir'. Globally shuffled each epoch. data_dir: None is TFDS's
+  # default (~/tensorflow_datasets, $TFDS_DATA_DIR); a str-typed field, so
+  # --config.data.data_dir=/path works. num_workers: decoding processes (-1:
+  # one per CPU core, at most 16; 0: threads of the training process);
+  # prefetch: batches each worker keeps ready.
   config.data = ml_collections.ConfigDict(dict(
-      source="coco/2017", split="train", data_dir=None, download=False,
+      source="coco/2017", split="train",
+      data_dir=ml_collections.FieldReference(None, field_type=str), download=False,
       image_size=256, resize_min=256, num_workers=-1, prefetch=2))
   # Content augmentation (paper §3.2), in the pipeline's workers (numpy/PIL):
   # the same for a given seed and position in the stream.

@@ -20,7 +20,6 @@ def get_config():
   config.data.data_dir = os.path.join(_REPO, ".cache", "tensorflow_datasets")
   config.data.image_size = 128
   config.data.resize_min = 160
-  config.data.shuffle_buffer = 64
   config.style.size = 160
   config.batch_size = 4
   config.num_train_steps = 1200

@@ -13,7 +13,6 @@ def get_config():
   config.model.num_res_blocks = 1
   config.data.image_size = 32
   config.data.resize_min = 48
-  config.data.shuffle_buffer = 8
   config.style.size = 64
   config.batch_size = 4
   config.num_train_steps = 3

@@ -1,7 +1,9 @@
 """Orbax checkpoints of the train state, plus what inference needs to rebuild it.
 
 A workdir holds `config.json` (the full run config), `checkpoints/<step>/`
-(train state + JSON metadata: step, loss-network source), and TensorBoard logs.
+(`state/`: the train state; `meta/`: JSON metadata, step and loss-network
+source; `data/process_<i>-of-<n>.json`: each process's Grain data-iterator
+state, so a resumed run reads on from where it stopped), and TensorBoard logs.
 """
 
 import json
@@ -9,9 +11,12 @@ import os
 from typing import Any
 
 from absl import logging
+from etils import epath
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+DATA_ITEM = "data"
 
 
 class _QuietLibraries:
@@ -38,22 +43,35 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 def create_manager(workdir: str, *, save_every: int = 1, keep: int = 3,
-                   read_only: bool = False) -> ocp.CheckpointManager:
+                   read_only: bool = False, data_items: tuple[str, ...] = ()
+                   ) -> ocp.CheckpointManager:
+  """`data_items`: names of Grain data-iterator items (trainers; not inference)."""
   options = ocp.CheckpointManagerOptions(
       save_interval_steps=save_every, max_to_keep=keep, read_only=read_only,
       create=not read_only, cleanup_tmp_directories=not read_only)
-  return ocp.CheckpointManager(
-      checkpoint_dir(workdir), options=options,
-      item_handlers={"state": ocp.StandardCheckpointHandler(),
-                     "meta": ocp.JsonCheckpointHandler()})
+  handlers = {"state": ocp.StandardCheckpointHandler(),
+              "meta": ocp.JsonCheckpointHandler()}
+  if data_items:
+    import grain  # pylint: disable=g-import-not-at-top
+    handlers.update({name: grain.checkpoint.CheckpointHandler() for name in data_items})
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                               item_handlers=handlers)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
-         metadata: dict[str, Any], force: bool = False) -> bool:
-  """Saves asynchronously (training goes on while the write happens)."""
-  return manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(metadata)),
-      force=force)
+         metadata: dict[str, Any], force: bool = False,
+         data: dict[str, Any] | None = None) -> bool:
+  """Saves asynchronously (training goes on while the write happens).
+
+  `data`: item name -> Grain iterator. Their states are taken now, before
+  `save` returns (a synchronous handler), so they match the train state of
+  `step` whatever the iterators have prefetched.
+  """
+  items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(metadata))
+  if data:
+    import grain  # pylint: disable=g-import-not-at-top
+    items.update({name: grain.checkpoint.CheckpointSave(it) for name, it in data.items()})
+  return manager.save(step, args=ocp.args.Composite(**items), force=force)
 
 
 def restore(manager: ocp.CheckpointManager, abstract_state: Any,
@@ -63,6 +81,32 @@ def restore(manager: ocp.CheckpointManager, abstract_state: Any,
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
   return restored.state, restored.meta
+
+
+def restore_data_iterator(manager: ocp.CheckpointManager, step: int, iterator,
+                          item: str = DATA_ITEM, any_process: bool = False) -> str | None:
+  """Sets a Grain iterator to its state saved at `step`; the file it came from.
+
+  The state of this process at this process count is restored through
+  Orbax. With `any_process`, for iterators whose state is the same on every
+  process and valid at any process count (`input_pipeline.GlobalBatches`,
+  like Grain's ElasticIterator), a checkpoint written by another number of
+  processes gives its first process's state.
+  None: the checkpoint holds no data state (written before jaxstyle saved
+  one); the caller positions the iterator itself.
+  """
+  import grain  # pylint: disable=g-import-not-at-top
+  folder = epath.Path(manager.directory) / str(step) / item
+  own = folder / f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+  if own.exists():
+    manager.restore(step, args=ocp.args.Composite(
+        **{item: grain.checkpoint.CheckpointRestore(iterator)}))
+    return os.fspath(own)
+  others = sorted(folder.glob("process_*-of-*.json")) if folder.exists() else []
+  if any_process and others:
+    iterator.set_state(json.loads(others[0].read_text()))
+    return os.fspath(others[0])
+  return None
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:

@@ -47,12 +47,17 @@ import tqdm
 from jaxstyle import checkpointing
 from jaxstyle import data_config
 from jaxstyle import images as image_io
+from jaxstyle import input_pipeline
 from jaxstyle import models
+from jaxstyle import preemption
 from jaxstyle import style_perturbation
+from jaxstyle import summary_writer
 from jaxstyle import train
 from jaxstyle.models import cyclegan as nets
 
 STYLE_CROPS = "style_crops"
+# Checkpoint item of domain B's data-iterator state (domain A's is "data").
+DATA_B_ITEM = "data_b"
 GENERATOR = "cyclegan_resnet"  # config.model.name
 # Salts of the random draws; never change them (resume).
 _SALT_POOL_A, _SALT_POOL_B, _SALT_CROPS = 0x5041, 0x5042, 0x4352
@@ -314,34 +319,39 @@ class StyleCrops:
       step += 1
 
 
-def tfds_is_prepared(cfg) -> bool:
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  return tfds.builder(cfg.source, data_dir=cfg.get("data_dir")).is_prepared()
+def uses_input_pipeline(config: ml_collections.ConfigDict) -> bool:
+  """Whether domain B is a Grain stream (TFDS, folder), checkpointed as `DATA_B_ITEM`."""
+  return config.data_b.source != STYLE_CROPS
 
 
-def create_domain_b(config: ml_collections.ConfigDict, start_step: int) -> Iterator[np.ndarray]:
-  """Batches of paintings in [0, 1]: style crops, a folder, or a TFDS split."""
+def create_domain_b(config: ml_collections.ConfigDict, start_step: int, manager=None):
+  """Batches of paintings in [0, 1]: style crops, a folder, or a TFDS split.
+
+  A TFDS or folder source is a Grain iterator whose state `manager`'s
+  checkpoints carry; style crops depend on the step alone.
+  """
   cfg = config.data_b
-  if cfg.source == STYLE_CROPS:
+  if not uses_input_pipeline(config):
     return StyleCrops(config).batches(config.batch_size, start_step)
-  from jaxstyle import input_pipeline  # pylint: disable=g-import-not-at-top
   if (not cfg.source.startswith(input_pipeline.FOLDER_PREFIX)
-      and not cfg.get("download", False) and not tfds_is_prepared(cfg)):
+      and not cfg.get("download", False)
+      and input_pipeline.find_tfds_builder(cfg.source, cfg.get("data_dir")) is None):
     raise FileNotFoundError(
         f"config.data_b.source={cfg.source!r}: the TFDS dataset is not prepared "
         f"(data_dir={cfg.get('data_dir')!r}) and config.data_b.download=False. "
-        f"Run `tfds build {cfg.source}` with internet, set "
+        f"Run `tfds build {cfg.source} --file_format=array_record` with internet, set "
         "--config.data_b.download=True, or use --config.data_b.source=style_crops "
         "(offline: crops of config.style.image).")
   pipeline_cfg = ml_collections.ConfigDict(dict(
       source=cfg.source, split=cfg.split, data_dir=cfg.get("data_dir"),
       download=cfg.get("download", False), image_size=config.data.image_size,
-      resize_min=cfg.resize_min, shuffle_buffer=cfg.shuffle_buffer,
-      augment=dict(crop_scale=(1.0, 1.0), hflip=cfg.hflip, rotate_degrees=0.0)))
+      resize_min=cfg.resize_min,
+      augment=dict(crop_scale=(1.0, 1.0), hflip=cfg.hflip, rotate_degrees=0.0),
+      num_workers=config.data.get("num_workers", -1), prefetch=config.data.get("prefetch", 2)))
   # Its own stream: seed + 1, so A and B are not drawn in lockstep.
-  return input_pipeline.create_train_dataset(
-      pipeline_cfg, global_batch_size=config.batch_size, seed=config.seed + 1,
-      start_step=start_step)
+  return train.create_batches(pipeline_cfg, global_batch_size=config.batch_size,
+                              seed=config.seed + 1, manager=manager, start_step=start_step,
+                              item=DATA_B_ITEM)
 
 
 # ----------------------------------------------------------------------------
@@ -467,17 +477,18 @@ def count_params(tree) -> int:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> CycleGANState:
   """Runs (or resumes) CycleGAN; writes checkpoints, TensorBoard, gallery, summary.json."""
-  from flax.metrics import tensorboard  # pylint: disable=g-import-not-at-top
-  from jaxstyle import input_pipeline  # pylint: disable=g-import-not-at-top
   wall_start = time.time()
   is_chief = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   trainer = CycleGANTrainer(config)
   if is_chief:
     checkpointing.save_config(workdir, config)
-  writer = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard")) if is_chief else None
+  writer = (summary_writer.SummaryWriter(os.path.join(workdir, "tensorboard"))
+            if is_chief else None)
+  data_items = (checkpointing.DATA_ITEM,) + ((DATA_B_ITEM,) if uses_input_pipeline(config) else ())
   manager = checkpointing.create_manager(
-      workdir, save_every=config.checkpoint_every_steps, keep=config.keep_checkpoints)
+      workdir, save_every=config.checkpoint_every_steps, keep=config.keep_checkpoints,
+      data_items=data_items)
   state = trainer.init_state()
   eval_images = train.load_eval_images(config, trainer.gen.size_multiple)
   names = [n for n, _ in eval_images]
@@ -498,48 +509,63 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
   meta = {"trainer": "cyclegan", "domain_a": config.data.source, "domain_b": domain_b}
   if domain_b == STYLE_CROPS:
     meta["style_images"] = style_paths(config.style.image)
-  batches_a = input_pipeline.create_train_dataset(
-      config.data, global_batch_size=config.batch_size, seed=config.seed,
-      start_step=start_step)
-  batches_b = create_domain_b(config, start_step)
+  batches_a = train.create_batches(config.data, global_batch_size=config.batch_size,
+                                   seed=config.seed, manager=manager, start_step=start_step)
+  batches_b = create_domain_b(config, start_step, manager)
+  data = {checkpointing.DATA_ITEM: batches_a}
+  if uses_input_pipeline(config):
+    data[DATA_B_ITEM] = batches_b
 
   progress = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                        disable=not is_chief, desc="cyclegan", unit="step",
                        dynamic_ncols=True)
   timer = train.StepTimer(start_step)
   window, last_window = [], {}
-  for step in range(start_step + 1, config.num_train_steps + 1):
-    state, metrics = trainer.train_step(
-        state, trainer.global_batch(next(batches_a)), trainer.global_batch(next(batches_b)))
-    window.append(metrics)
-    progress.update(1)
-    is_last = step == config.num_train_steps
-    if step % config.log_every_steps == 0 or is_last or step % config.checkpoint_every_steps == 0:
-      window = jax.device_get(window)
-      last_window = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-      window = []
-      bad = [k for k in ("g/loss", "d/loss") if not np.isfinite(last_window[k])]
-      if bad:
-        raise FloatingPointError(
-            f"{bad[0]} is not finite by step {step}; the last good checkpoint is "
-            f"step {manager.latest_step()} in {checkpointing.checkpoint_dir(workdir)}. "
-            "Lower config.optimizer.learning_rate.")
-      step_time = timer.lap(step)
-      progress.set_postfix(g=f"{last_window['g/loss']:.3f}", d=f"{last_window['d/loss']:.3f}",
-                           cyc=f"{last_window['g/cycle_a']:.3f}")
-      if writer is not None:
-        train.write_train_scalars(writer, step, last_window,
-                                  learning_rate=trainer.schedule(step - 1),
-                                  step_time=step_time, batch_size=config.batch_size)
-    if step % config.image_every_steps == 0 or is_last:
-      eval_start = time.time()
-      eval_metrics, fakes, recs = trainer.evaluate(state.generators.params, eval_images)
-      if writer is not None:
-        train.write_eval_summaries(writer, step, eval_metrics, names,
-                                   zip(contents, fakes, recs))
-      timer.exclude(time.time() - eval_start)
-    checkpointing.save(manager, step, state, dict(meta, step=step), force=is_last)
-  progress.close()
+  watcher = preemption.PreemptionWatcher(manager)
+  try:
+    for step in range(start_step + 1, config.num_train_steps + 1):
+      state, metrics = trainer.train_step(
+          state, trainer.global_batch(next(batches_a)), trainer.global_batch(next(batches_b)))
+      window.append(metrics)
+      progress.update(1)
+      is_last = step == config.num_train_steps
+      if step % config.log_every_steps == 0 or is_last or step % config.checkpoint_every_steps == 0:
+        window = jax.device_get(window)
+        last_window = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+        window = []
+        bad = [k for k in ("g/loss", "d/loss") if not np.isfinite(last_window[k])]
+        if bad:
+          raise FloatingPointError(
+              f"{bad[0]} is not finite by step {step}; the last good checkpoint is "
+              f"step {manager.latest_step()} in {checkpointing.checkpoint_dir(workdir)}. "
+              "Lower config.optimizer.learning_rate.")
+        step_time = timer.lap(step)
+        progress.set_postfix(g=f"{last_window['g/loss']:.3f}", d=f"{last_window['d/loss']:.3f}",
+                             cyc=f"{last_window['g/cycle_a']:.3f}")
+        if writer is not None:
+          train.write_train_scalars(writer, step, last_window,
+                                    learning_rate=trainer.schedule(step - 1),
+                                    step_time=step_time, batch_size=config.batch_size)
+      if step % config.image_every_steps == 0 or is_last:
+        eval_start = time.time()
+        eval_metrics, fakes, recs = trainer.evaluate(state.generators.params, eval_images)
+        if writer is not None:
+          train.write_eval_summaries(writer, step, eval_metrics, names,
+                                     zip(contents, fakes, recs))
+        timer.exclude(time.time() - eval_start)
+      preempted = watcher.reached(step) and not is_last
+      checkpointing.save(manager, step, state, dict(meta, step=step),
+                         force=is_last or preempted, data=data)
+      if preempted:
+        manager.wait_until_finished()
+        raise preemption.Preempted(step, checkpointing.checkpoint_dir(workdir))
+  finally:
+    watcher.close()
+    progress.close()
+    for batches in data.values():
+      batches.close()
+    if writer is not None:
+      writer.flush()
   manager.wait_until_finished()
 
   final, fakes, _ = trainer.evaluate(state.generators.params, eval_images)

@@ -1,8 +1,7 @@
-"""Validation of `config.data` and its augmentation, without TensorFlow.
+"""Validation of `config.data` and its augmentation (no JAX, no Grain).
 
-The Trainer validates the whole config at start; keeping this module free of
-TF lets the train step, evaluation and benchmarks run where only JAX is
-installed (accelerator hosts), while `input_pipeline` needs TF to read data.
+The Trainer validates the whole config at start, before the input pipeline
+starts its workers, so a bad value fails at once, naming its key.
 """
 
 from typing import Any, Mapping, NamedTuple
@@ -88,4 +87,12 @@ def validate_data_config(data_config: Mapping[str, Any]) -> None:
         f"config.data.resize_min={resize_min!r} must be an integer >= 0 (the "
         "short side images are resized to before cropping, at least "
         "image_size; 0: keep each image's size)")
+  for key, lowest, meaning in (
+      ("num_workers", -1, "decoding processes; 0: threads of the training process; "
+       "-1: one per CPU core, at most 16"),
+      ("prefetch", 1, "batches each worker keeps ready")):
+    value = data_config.get(key, lowest)
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+      raise ValueError(f"config.data.{key}={value!r} must be an integer >= {lowest} "
+                       f"({meaning})")
   parse_augment_config(data_config.get("augment"))

@@ -1,59 +1,50 @@
-"""Content-image input pipeline: random S x S crops from TFDS or a folder.
+"""Content-image input pipeline on Grain: random S x S crops from TFDS or a folder.
 
-Every element's randomness (shuffle order, crop, augmentation) depends only on
-the seed and the element's position in the stream. Resuming at step `k`
-therefore skips `k` batches of still-encoded images (file paths, for folders)
-and continues with exactly the batches an uninterrupted run would have
-produced.
+No TensorFlow: TFDS datasets are read from their prepared ArrayRecord files
+(`builder_from_directory(...).as_data_source`, random access), folders as a
+sorted list of files. Either becomes one global stream of images: the record
+order is Grain's index shuffle, reseeded every epoch, and element i of the
+stream is decoded and augmented with draws seeded by (seed, i)
+(`jaxstyle.augment`), in worker processes.
 
-Folder sources are also independent of the process count: every process
-builds the same global stream and keeps its slice of each global batch, so
-global batch `k` holds the same images for 1 or N processes.
+`GlobalBatches` hands process p rows [p L, (p + 1) L) of each global batch
+(L = global batch / process count), so global batch k is the same array, row
+for row, at any process count, and its state is just the position in the
+global stream: the same on every process and, the stream being random access,
+restorable at any step without reading what came before. `train.py` saves that
+state with every checkpoint (`checkpointing.save`).
 """
 
 import concurrent.futures
+import dataclasses
 import os
-from typing import Iterator
+from typing import Any
 
+from absl import flags
 from absl import logging
-import jax
+import grain
 import ml_collections
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from jaxstyle import augment
+from jaxstyle import images as image_io
 from jaxstyle.data_config import validate_data_config  # noqa: F401 (re-exported)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-# Formats `tf.io.decode_image` can read (as named by PIL).
+# Formats of folder images we train on (as named by PIL).
 _DECODABLE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 FOLDER_PREFIX = "folder:"
+# An image that fails to decode is replaced by the next record of the stream;
+# this many failures in a row stop the run (the data is broken, not a file).
+_MAX_STAND_INS = 16
+# The iterator state: the number of global-stream elements consumed (the key
+# of grain's ElasticIterator, whose states are alike).
+POSITION_KEY = "global_next_index"
 
 
-def _configure_tensorflow():
-  """Keeps TF off the accelerators and from oversubscribing the host CPUs.
-
-  JAX owns the GPUs/TPUs; a TF that sees them would grab their memory.
-  """
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:  # TF already initialised its devices.
-    pass
-  try:
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-  except RuntimeError:
-    pass
-
-
-def _dataset_options(data_config) -> tf.data.Options:
-  options = tf.data.Options()
-  options.deterministic = True  # Needed for exact resume.
-  threads = data_config.get("num_threads", 0) or min(os.cpu_count() or 1, 16)
-  options.threading.private_threadpool_size = threads
-  options.threading.max_intra_op_parallelism = 1
-  return options
+# ----------------------------------------------------------------------------
+# Sources: random-access sequences of records, a file path or (name, encoded
+# image bytes).
 
 
 def list_image_files(folder: str) -> list[str]:
@@ -77,109 +68,233 @@ def _is_decodable(path: str) -> bool:
     return False
 
 
-def _folder_paths(folder: str, seed: int) -> tf.data.Dataset:
-  """Paths of all readable images under `folder`, shuffled forever.
+@dataclasses.dataclass(frozen=True)
+class FolderSource:
+  """The readable images under a folder, in sorted order.
 
-  The same stream on every process (each process checks every header, so all
-  agree on the list). Files whose header isn't a decodable image are dropped
-  here, with a warning, before positions are assigned, so they don't disturb
-  resume. Files that pass the header check but fail to decode (e.g. truncated
-  JPEGs) are dropped later by `ignore_errors`; each such file seen before a
-  resume point shifts that process's resumed stream by one image, which we
-  accept over crashing.
+  Every process lists and checks the same files, so all agree on the stream.
+  Files whose header is not a decodable image are dropped here, with a
+  warning, before positions are assigned.
   """
-  folder = os.path.expanduser(folder)
-  files = list_image_files(folder)
-  if not files:
-    raise FileNotFoundError(
-        f'No images ({", ".join(IMAGE_EXTENSIONS)}) found under {folder!r}.'
-    )
-  with concurrent.futures.ThreadPoolExecutor(16) as pool:
-    good = [f for f, ok in zip(files, pool.map(_is_decodable, files)) if ok]
-  for f in sorted(set(files) - set(good)):
-    logging.warning("Skipping unreadable image file %s", f)
-  if not good:
-    raise FileNotFoundError(f"No readable images under {folder!r}.")
-  ds = tf.data.Dataset.from_tensor_slices(good)
-  # A full reshuffle each epoch: the list is small and sorted files cluster.
-  ds = ds.shuffle(len(good), seed=seed, reshuffle_each_iteration=True)
-  return ds.repeat()
+  paths: tuple[str, ...]
+
+  @classmethod
+  def from_folder(cls, folder: str) -> "FolderSource":
+    folder = os.path.expanduser(folder)
+    files = list_image_files(folder)
+    if not files:
+      raise FileNotFoundError(
+          f'No images ({", ".join(IMAGE_EXTENSIONS)}) found under {folder!r}.')
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+      good = [f for f, ok in zip(files, pool.map(_is_decodable, files)) if ok]
+    for f in sorted(set(files) - set(good)):
+      logging.warning("Skipping unreadable image file %s", f)
+    if not good:
+      raise FileNotFoundError(f"No readable images under {folder!r}.")
+    return cls(tuple(good))
+
+  def __len__(self) -> int:
+    return len(self.paths)
+
+  def __getitem__(self, index: int) -> str:
+    return self.paths[index]  # read by `Crop`, which handles a failing file
 
 
-def _tfds_images(data_config, seed: int) -> tf.data.Dataset:
-  """Encoded images of this process's part of a TFDS split, shuffled forever.
+@dataclasses.dataclass(frozen=True)
+class TfdsSource:
+  """The encoded `image` feature of a prepared TFDS split (ArrayRecord)."""
+  data_source: Any  # tfds ArrayRecordDataSource: random access, picklable
+  name: str
 
-  Split by `tfds.split_for_jax_process`, so which images a global batch holds
-  depends on the process count (unlike folder sources).
+  def __len__(self) -> int:
+    return len(self.data_source)
+
+  def __getitem__(self, index: int) -> tuple[str, bytes]:
+    return f"{self.name}[{index}]", self.data_source[index]["image"]
+
+
+def _not_prepared_error(name: str, data_dir) -> FileNotFoundError:
+  return FileNotFoundError(
+      f"TFDS dataset {name!r} is not prepared in data_dir={data_dir!r} and "
+      "download=False. Run `python tools/prepare_offline_coco.py` (offline "
+      "COCO stand-in, then pass its data_dir), `tfds build "
+      f"{name} --file_format=array_record`, or set --config.data.download=True.")
+
+
+def prepare_tfds(name: str, data_dir) -> None:
+  """Downloads and builds a TFDS dataset as ArrayRecord: needs TensorFlow."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    builder.download_and_prepare()
+  except ImportError as e:
+    raise ImportError(
+        f"Building TFDS dataset {name!r} from its raw files needs TensorFlow "
+        f"({e}): pip install 'jaxstyle[tf]', or build it elsewhere with `tfds "
+        f"build {name} --file_format=array_record` and copy the data_dir.") from e
+
+
+def find_tfds_builder(name: str, data_dir):
+  """The prepared TFDS dataset `name` ('coco/2017', 'mnist:3.0.1') or None.
+
+  Built from the prepared files (`dataset_info.json`, `features.json`), never
+  from the dataset's generation code, which would import TensorFlow.
   """
+  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.core import read_only_builder
+  # pylint: enable=g-import-not-at-top
+  try:
+    return read_only_builder.builder_from_files(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    return None
+
+
+def tfds_source(data_config: ml_collections.ConfigDict) -> TfdsSource:
+  """The prepared split of `data_config.source`, read without TensorFlow."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   name, data_dir = data_config.source, data_config.get("data_dir")
-  download = data_config.get("download", False)
-  builder = tfds.builder(name, data_dir=data_dir)
-  if not download and not builder.is_prepared():
-    raise FileNotFoundError(
-        f"TFDS dataset {name!r} is not prepared in {builder.data_dir} "
-        f"(data_dir={data_dir!r}) and download=False. Run "
-        "`python tools/prepare_offline_coco.py` (offline COCO stand-in, "
-        "then pass its data_dir), or set --config.data.download=True."
-    )
-  ds = tfds.load(
-      name,
-      split=tfds.split_for_jax_process(data_config.split, drop_remainder=True),
-      data_dir=data_dir,
-      download=download,
-      shuffle_files=True,
-      read_config=tfds.ReadConfig(
-          shuffle_seed=seed,
-          options=_dataset_options(data_config),
-          try_autocache=False,
-      ),
-      # Parse only the image and leave it encoded: skipping on resume is
-      # then cheap, and we decode (to RGB) ourselves.
-      decoders=tfds.decode.PartialDecoding(
-          {"image": True}, decoders={"image": tfds.decode.SkipDecoding()}
-      ),
-  )
-  ds = ds.map(lambda x: x["image"], num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.repeat()
-  return ds.shuffle(data_config.shuffle_buffer, seed=seed)
+  builder = find_tfds_builder(name, data_dir)
+  if builder is None:
+    if not data_config.get("download", False):
+      raise _not_prepared_error(name, data_dir)
+    prepare_tfds(name, data_dir)
+    builder = find_tfds_builder(name, data_dir)
+  file_format = builder.info.file_format
+  if file_format != tfds.core.FileFormat.ARRAY_RECORD:
+    raise ValueError(
+        f"TFDS dataset {name!r} in {builder.data_dir} is stored as "
+        f"{getattr(file_format, 'value', file_format)}; Grain needs random access "
+        "(ArrayRecord). Convert it with `tfds convert_format --dataset_version_dir="
+        f"{builder.data_dir} --out_file_format=array_record`, rebuild it with "
+        f"`tfds build {name} --file_format=array_record` (both need TensorFlow), "
+        "or, for the offline stand-in, rerun `python tools/prepare_offline_coco.py`.")
+  if "image" not in builder.info.features:
+    raise ValueError(f"TFDS dataset {name!r} has no 'image' feature "
+                     f"(features: {list(builder.info.features)})")
+  data_source = builder.as_data_source(
+      data_config.split, decoders={"image": tfds.decode.SkipDecoding()})
+  return TfdsSource(data_source, f"{name}:{data_config.split}")
 
 
-def _decode_and_crop(encoded, index, *, seed, image_size, resize_min,
-                     augment_cfg: augment.AugmentConfig):
-  """Decodes to RGB, resizes the short side, takes a seeded random crop.
+def image_source(data_config: ml_collections.ConfigDict) -> FolderSource | TfdsSource:
+  source = data_config.source
+  if source.startswith(FOLDER_PREFIX):
+    return FolderSource.from_folder(source[len(FOLDER_PREFIX):])
+  return tfds_source(data_config)
 
-  With `augment_cfg` off this is the plain random crop; crop_scale (1, 1) and
-  rotate_degrees 0 keep exactly that crop (and its draw), so only hflip is
-  added on top.
+
+# ----------------------------------------------------------------------------
+# The stream.
+
+
+@dataclasses.dataclass(frozen=True)
+class Crop:
+  """Element `index` of the stream: its record decoded, cropped, augmented.
+
+  A record that fails to decode (e.g. a truncated JPEG) is replaced by the
+  next record of the stream, with a warning; the element keeps its position
+  and its draws, so the stream and resuming stay exact.
   """
-  image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-  shape = tf.shape(image)
-  height, width = shape[0], shape[1]
-  short = tf.minimum(height, width)
-  target = tf.maximum(resize_min if resize_min > 0 else short, image_size)
-  scale = tf.cast(target, tf.float32) / tf.cast(short, tf.float32)
-  hw = tf.cast(tf.stack([height, width]), tf.float32)
-  new_size = tf.maximum(tf.cast(tf.math.ceil(hw * scale), tf.int32), image_size)
-  image = tf.cast(image, tf.float32)
-  image = tf.cond(
-      tf.equal(target, short),
-      lambda: image,
-      lambda: tf.image.resize(image, new_size, antialias=True),
-  )
-  if augment_cfg.plain_crop:
-    crop_seed = tf.stack([tf.constant(seed, tf.int64), index])
-    image = tf.image.stateless_random_crop(
-        image, [image_size, image_size, 3], seed=crop_seed
-    )
-  else:
-    transform = augment.sample_transform(
-        tf.shape(image)[:2], index, seed=seed, image_size=image_size,
-        cfg=augment_cfg,
-    )
-    image = augment.rotated_crop(image, transform, image_size)
-  if augment_cfg.hflip:
-    image = augment.random_flip(image, index, seed=seed)
-  return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+  records: grain.MapDataset  # the shuffled stream, to find stand-ins
+  seed: int
+  image_size: int
+  resize_min: int
+  cfg: augment.AugmentConfig
+
+  def __call__(self, index: int, record: str | tuple[str, bytes]) -> np.ndarray:
+    for offset in range(1, _MAX_STAND_INS + 1):
+      try:
+        image = (image_io.load_image(record) if isinstance(record, str)
+                 else image_io.decode_image(record[1], record[0]))
+        break
+      except image_io.ImageError as e:
+        logging.warning("Skipping undecodable image (%s); using the next record", e)
+        error, record = e, self.records[index + offset]
+    else:
+      raise RuntimeError(f"{_MAX_STAND_INS} records in a row failed to decode; the "
+                         f"last: {error}")
+    return augment.augment(image, index, seed=self.seed, image_size=self.image_size,
+                           resize_min=self.resize_min, cfg=self.cfg)
+
+
+def crops(data_config: ml_collections.ConfigDict, seed: int) -> grain.MapDataset:
+  """The global stream of training crops (one float32 S x S x 3 image each)."""
+  validate_data_config(data_config)
+  records = (grain.MapDataset.source(image_source(data_config))
+             .shuffle(seed=seed % 2**32)
+             .repeat())  # reshuffled each epoch
+  return records.map_with_index(Crop(
+      records, seed=seed, image_size=data_config.image_size,
+      resize_min=data_config.get("resize_min") or 0,
+      cfg=augment.parse_config(data_config.get("augment"))))
+
+
+class GlobalBatches(grain.DatasetIterator):
+  """This process's rows of each global batch of a stream; state: the position.
+
+  grain.experimental.ElasticIterator with contiguous rows: there process p
+  takes elements p, p + P, ..., so a global batch's rows come in another order
+  at each process count; here they are the one-process rows, in order.
+  Nothing before the position is read: the stream is
+  sliced there, batched, and this process's batches decoded in `mp_prefetch`'s
+  worker processes.
+  """
+
+  def __init__(self, stream: grain.MapDataset, global_batch_size: int,
+               shard: grain.sharding.ShardOptions, read_options: grain.ReadOptions,
+               multiprocessing_options: grain.MultiprocessingOptions):
+    super().__init__()
+    if global_batch_size % shard.shard_count:
+      raise ValueError(
+          f"global_batch_size={global_batch_size} is not divisible by "
+          f"jax.process_count()={shard.shard_count}.")
+    self._stream = stream
+    self._global_batch_size = global_batch_size
+    self._shard = shard
+    self._read_options = read_options
+    self._multiprocessing_options = multiprocessing_options
+    self._position = 0
+    self._batches = None  # started on the first `next`
+
+  def _start(self) -> grain.DatasetIterator:
+    local = self._global_batch_size // self._shard.shard_count
+    batches = (self._stream[self._position:]
+               .batch(local, drop_remainder=True)
+               [self._shard.shard_index::self._shard.shard_count])
+    return iter(batches.to_iter_dataset(self._read_options)
+                .mp_prefetch(self._multiprocessing_options))
+
+  def start_prefetch(self) -> None:
+    """Starts the workers now, so that they start up while the caller does
+    something else (restores, compiles); idempotent."""
+    if self._batches is None:
+      self._batches = self._start()
+      self._batches.start_prefetch()
+
+  def __next__(self) -> np.ndarray:
+    self.start_prefetch()
+    batch = next(self._batches)
+    self._position += self._global_batch_size
+    return batch
+
+  def get_state(self) -> dict[str, int]:
+    return {POSITION_KEY: self._position}
+
+  def set_state(self, state: dict[str, int]) -> None:
+    self.close()
+    self._position = int(state[POSITION_KEY])
+
+  def close(self) -> None:
+    if self._batches is not None:
+      self._batches.close()
+      self._batches = None
+
+
+def num_workers(data_config) -> int:
+  """Decoding processes: `data_config.num_workers`, -1 for one per CPU (≤ 16)."""
+  workers = data_config.get("num_workers", -1)
+  return min(os.cpu_count() or 1, 16) if workers < 0 else workers
 
 
 def create_train_dataset(
@@ -188,65 +303,46 @@ def create_train_dataset(
     global_batch_size: int,
     seed: int,
     start_step: int = 0,
-) -> Iterator[np.ndarray]:
+) -> GlobalBatches:
   """Infinite iterator of this process's batches of content images.
 
   Args:
-    data_config: `source` ('coco/2017' or 'folder:/dir'), `split`, `data_dir`,
-      `download`, `image_size`, `shuffle_buffer`, `resize_min`, optionally
-      `augment` (crop_scale, hflip, rotate_degrees), `num_parallel_calls` and
-      `num_threads`.
+    data_config: `source` ('coco/2017', any TFDS image dataset, or
+      'folder:/dir'), `split`, `data_dir`, `download`, `image_size`,
+      `resize_min`, optionally `augment` (crop_scale, hflip, rotate_degrees),
+      `num_workers` (decoding processes; 0: threads of this process; -1: one
+      per CPU, at most 16) and `prefetch` (batches each worker keeps ready).
     global_batch_size: batch size summed over all processes.
     seed: fixes shuffle order, crops and augmentation.
     start_step: first step to produce; resuming at `k` yields the batches that
-      steps k, k+1, ... of an uninterrupted run would get.
+      steps k, k+1, ... of an uninterrupted run would get, reading nothing
+      before them. A checkpointed iterator state (`get_state`, restored with
+      `set_state`) does the same.
 
   Returns:
-    Iterator of float32 arrays (global_batch_size // process_count, S, S, 3)
-    with RGB values in [0, 1], S = data_config.image_size. For folder sources,
-    process p's batch is rows [p * local, (p + 1) * local) of the global batch
-    a single process would produce.
+    A `GlobalBatches` iterator of float32 arrays (L, S, S, 3), L =
+    global_batch_size // process_count, S = data_config.image_size, RGB values
+    in [0, 1]: process p's batch k is rows [p L, (p + 1) L) of global batch k,
+    the elements k B + p L, ... of the global stream (B = global_batch_size).
   """
-  validate_data_config(data_config)
-  augment_cfg = augment.parse_config(data_config.get("augment"))
-  _configure_tensorflow()
-  process, num_processes = jax.process_index(), jax.process_count()
-  if global_batch_size % num_processes:
-    raise ValueError(
-        f"global_batch_size={global_batch_size} is not divisible by "
-        f"jax.process_count()={num_processes}."
-    )
-  local_batch = global_batch_size // num_processes
+  if not flags.FLAGS.is_parsed():
+    # Grain reads its absl flags (defaults here) when it starts workers;
+    # callers other than our CLIs (tests, notebooks) never parsed any.
+    flags.FLAGS.mark_as_parsed()
+  workers = num_workers(data_config)
+  prefetch = data_config.get("prefetch", 2)
+  # Each worker computes whole batches, one at a time; in-process (0 workers)
+  # threads share the batches.
+  read = grain.ReadOptions(num_threads=1 if workers else min(os.cpu_count() or 1, 16),
+                           prefetch_buffer_size=prefetch)
+  iterator = GlobalBatches(
+      crops(data_config, seed), global_batch_size,
+      grain.sharding.ShardByJaxProcess(drop_remainder=True), read,
+      grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch))
+  iterator.set_state({POSITION_KEY: start_step * global_batch_size})
+  return iterator
 
-  source = data_config.source
-  # Positions are fixed here, before any reading/decoding, so skipping is cheap.
-  if source.startswith(FOLDER_PREFIX):
-    ds = _folder_paths(source[len(FOLDER_PREFIX):], seed)
-    # Global positions; keep this process's slice of each global batch.
-    ds = ds.enumerate().skip(start_step * global_batch_size)
-    ds = ds.filter(
-        lambda i, _: (i % global_batch_size) // local_batch == process)
-    read = lambda index, path: (index, tf.io.read_file(path))
-  else:
-    ds = _tfds_images(data_config, seed)
-    ds = ds.enumerate().skip(start_step * local_batch)
-    read = lambda index, encoded: (index, encoded)
 
-  def decode(index, encoded_or_path):
-    index, encoded = read(index, encoded_or_path)
-    return _decode_and_crop(
-        encoded, index,
-        seed=seed,
-        image_size=data_config.image_size,
-        resize_min=data_config.get("resize_min") or 0,
-        augment_cfg=augment_cfg,
-    )
-
-  parallel = data_config.get("num_parallel_calls") or tf.data.AUTOTUNE
-  ds = ds.map(decode, num_parallel_calls=parallel)
-  if source.startswith(FOLDER_PREFIX):
-    ds = ds.ignore_errors(log_warning=True)  # See `_folder_paths`.
-  ds = ds.batch(local_batch, drop_remainder=True)
-  ds = ds.prefetch(tf.data.AUTOTUNE)
-  ds = ds.with_options(_dataset_options(data_config))
-  return iter(tfds.as_numpy(ds))
+def position(iterator: GlobalBatches) -> int:
+  """Global-stream elements an iterator from `create_train_dataset` has consumed."""
+  return iterator.get_state()[POSITION_KEY]

@@ -6,13 +6,16 @@ r"""Trains a feed-forward style-transfer network with perceptual losses.
 Data parallel over every device of every host: one `jax.jit` step over a
 ('data',) mesh, the batch sharded on its leading axis, parameters replicated;
 XLA inserts the gradient all-reduce. Rerunning the same command resumes from the
-last checkpoint with the same data order.
+last checkpoint with the same data order; on SIGTERM (preemption) the run saves
+a checkpoint after the current step and exits with status 143. No TensorFlow:
+Grain reads the data, `jaxstyle.summary_writer` writes TensorBoard.
 """
 
 import functools
 import json
 import os
 import resource
+import sys
 import time
 from typing import Any, Mapping
 
@@ -35,10 +38,13 @@ from jaxstyle import checkpointing
 from jaxstyle import distributed
 from jaxstyle import images as image_io
 from jaxstyle import data_config
+from jaxstyle import input_pipeline
 from jaxstyle import losses
 from jaxstyle import metrics as quality_metrics
 from jaxstyle import models
+from jaxstyle import preemption
 from jaxstyle import style_perturbation
+from jaxstyle import summary_writer
 from jaxstyle.models import half_precision
 from jaxstyle.models import vgg
 
@@ -500,41 +506,68 @@ def _write_text(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+def create_batches(data: ml_collections.ConfigDict, *, global_batch_size: int, seed: int,
+                   manager, start_step: int, item: str = checkpointing.DATA_ITEM):
+  """The input pipeline of a run starting at `start_step`, checkpointed as `item`.
+
+  The data state saved with the checkpoint wins over the position the step
+  implies (they differ only if the batch size changed); checkpoints from
+  before data states were saved resume by position. Either way nothing before
+  the position is read.
+  """
+  batches = input_pipeline.create_train_dataset(
+      data, global_batch_size=global_batch_size, seed=seed, start_step=start_step)
+  if start_step:
+    source = checkpointing.restore_data_iterator(manager, start_step, batches, item,
+                                                 any_process=True)
+    logging.info("%s stream resumed at element %d (%s)", item, input_pipeline.position(batches),
+                 source or f"step {start_step} x batch {global_batch_size}")
+  return batches
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Runs (or resumes) training; writes checkpoints, TensorBoard, gallery, summary.json."""
+  """Runs (or resumes) training; writes checkpoints, TensorBoard, gallery, summary.json.
+
+  Raises:
+    preemption.Preempted: after SIGTERM, once the checkpoint is written.
+  """
   if config.get("trainer", "style_transfer") == "cyclegan":
     from jaxstyle import cyclegan  # pylint: disable=g-import-not-at-top
     return cyclegan.train_and_evaluate(config, workdir)
-  # TensorFlow reads the data and writes TensorBoard; the Trainer itself (step,
-  # evaluation) runs without it, e.g. in benchmarks on accelerator hosts.
-  from flax.metrics import tensorboard  # pylint: disable=g-import-not-at-top
-  from jaxstyle import input_pipeline  # pylint: disable=g-import-not-at-top
   wall_start = time.time()
   is_chief = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   trainer = Trainer(config, workdir)
   if is_chief:
     checkpointing.save_config(workdir, config)
-  writer = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard")) if is_chief else None
+  writer = (summary_writer.SummaryWriter(os.path.join(workdir, "tensorboard"))
+            if is_chief else None)
 
   manager = checkpointing.create_manager(
-      workdir, save_every=config.checkpoint_every_steps, keep=config.keep_checkpoints)
+      workdir, save_every=config.checkpoint_every_steps, keep=config.keep_checkpoints,
+      data_items=(checkpointing.DATA_ITEM,))
   state = trainer.init_state()
   initial_path = os.path.join(workdir, "initial_eval.json")
   eval_images = load_eval_images(config, trainer.model.size_multiple)
   names = [n for n, _ in eval_images]
   contents = [im for _, im in eval_images]
 
-  if manager.latest_step() is not None:
+  resumed = manager.latest_step() is not None
+  if resumed:
     state, meta = checkpointing.restore(manager, state)
     logging.info("Resumed from step %d (%s)", int(state.step), meta.get("vgg"))
+  start_step = int(state.step)
+  # The workers start up while the initial evaluation runs.
+  batches = create_batches(config.data, global_batch_size=config.batch_size,
+                           seed=config.seed, manager=manager, start_step=start_step)
+  batches.start_prefetch()
+  if resumed:
     with open(initial_path) as f:
       initial = json.load(f)
   else:
     initial, _ = trainer.evaluate(state.params, eval_images)
     if is_chief:
       _write_json(initial_path, initial)
-  start_step = int(state.step)
   history = EvalHistory(os.path.join(workdir, "eval_history.jsonl"), start_step)
   if start_step == 0 and is_chief:
     history.append(0, 0.0, initial)
@@ -542,9 +575,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   meta = {"vgg": trainer.loss_net.description, "vgg_source": config.vgg.source,
           "style_image": trainer.style_path}
   local_batch = config.batch_size // jax.process_count()
-  batches = input_pipeline.create_train_dataset(
-      config.data, global_batch_size=config.batch_size, seed=config.seed,
-      start_step=start_step)
 
   progress = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                        disable=not is_chief, desc="train", unit="step",
@@ -552,41 +582,54 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   timer = StepTimer(start_step)
   train_start, eval_seconds = time.time(), 0.0
   metrics = final = None
-  for step in range(start_step + 1, config.num_train_steps + 1):
-    batch = next(batches)
-    assert batch.shape[0] == local_batch, batch.shape
-    state, metrics = trainer.train_step(
-        state, trainer.global_batch(batch), trainer.style_image_device,
-        trainer.precomputed_targets, trainer.loss_net)
-    progress.update(1)
-    is_last = step == config.num_train_steps
-    if step % config.log_every_steps == 0 or is_last or step % config.checkpoint_every_steps == 0:
-      metrics = jax.device_get(metrics)
-      if not np.isfinite(metrics["loss"]):
-        raise FloatingPointError(
-            f"loss is {metrics['loss']} at step {step}; the last good checkpoint "
-            f"is step {manager.latest_step()} in {checkpointing.checkpoint_dir(workdir)}. "
-            "Lower config.optimizer.learning_rate or set config.optimizer.grad_clip_norm.")
-      step_time = timer.lap(step)
-      progress.set_postfix(loss=f"{metrics['loss']:.4f}",
-                           style=f"{metrics['style_loss']:.4f}",
-                           content=f"{metrics['content_loss']:.4f}")
-      if writer is not None:
-        write_train_scalars(writer, step, metrics, learning_rate=trainer.schedule(step - 1),
-                            step_time=step_time, batch_size=config.batch_size)
-    if step % config.image_every_steps == 0 or is_last:
-      eval_start = time.time()
-      eval_metrics, stylized = trainer.evaluate(state.params, eval_images)
-      if is_chief:
-        history.append(step, eval_start - train_start - eval_seconds, eval_metrics)
-      if writer is not None:
-        write_eval_summaries(writer, step, eval_metrics, names, zip(contents, stylized))
-      if is_last:
-        final = eval_metrics
-      timer.exclude(time.time() - eval_start)
-      eval_seconds += time.time() - eval_start
-    checkpointing.save(manager, step, state, dict(meta, step=step), force=is_last)
-  progress.close()
+  watcher = preemption.PreemptionWatcher(manager)
+  try:
+    for step in range(start_step + 1, config.num_train_steps + 1):
+      batch = next(batches)
+      assert batch.shape[0] == local_batch, batch.shape
+      state, metrics = trainer.train_step(
+          state, trainer.global_batch(batch), trainer.style_image_device,
+          trainer.precomputed_targets, trainer.loss_net)
+      progress.update(1)
+      is_last = step == config.num_train_steps
+      if step % config.log_every_steps == 0 or is_last or step % config.checkpoint_every_steps == 0:
+        metrics = jax.device_get(metrics)
+        if not np.isfinite(metrics["loss"]):
+          raise FloatingPointError(
+              f"loss is {metrics['loss']} at step {step}; the last good checkpoint "
+              f"is step {manager.latest_step()} in {checkpointing.checkpoint_dir(workdir)}. "
+              "Lower config.optimizer.learning_rate or set config.optimizer.grad_clip_norm.")
+        step_time = timer.lap(step)
+        progress.set_postfix(loss=f"{metrics['loss']:.4f}",
+                             style=f"{metrics['style_loss']:.4f}",
+                             content=f"{metrics['content_loss']:.4f}")
+        if writer is not None:
+          write_train_scalars(writer, step, metrics, learning_rate=trainer.schedule(step - 1),
+                              step_time=step_time, batch_size=config.batch_size)
+      if step % config.image_every_steps == 0 or is_last:
+        eval_start = time.time()
+        eval_metrics, stylized = trainer.evaluate(state.params, eval_images)
+        if is_chief:
+          history.append(step, eval_start - train_start - eval_seconds, eval_metrics)
+        if writer is not None:
+          write_eval_summaries(writer, step, eval_metrics, names, zip(contents, stylized))
+        if is_last:
+          final = eval_metrics
+        timer.exclude(time.time() - eval_start)
+        eval_seconds += time.time() - eval_start
+      preempted = watcher.reached(step) and not is_last
+      checkpointing.save(manager, step, state, dict(meta, step=step),
+                         force=is_last or preempted,
+                         data={checkpointing.DATA_ITEM: batches})
+      if preempted:
+        manager.wait_until_finished()
+        raise preemption.Preempted(step, checkpointing.checkpoint_dir(workdir))
+  finally:
+    watcher.close()
+    progress.close()
+    batches.close()
+    if writer is not None:
+      writer.flush()
   manager.wait_until_finished()
 
   if final is None:  # resumed at the last step: nothing was trained
@@ -647,7 +690,12 @@ def main(argv):
   distributed.initialize()
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(),
                jax.process_count(), jax.devices())
-  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+  try:
+    train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+  except preemption.Preempted as e:
+    logging.warning("%s", e)
+    print(f"jaxstyle: {e}", file=sys.stderr)
+    sys.exit(preemption.EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Content augmentation: geometry against skimage, no fill pixels, pipeline draws."""
+"""Content augmentation: geometry against skimage and TensorFlow's ops, no fill
+pixels, pipeline draws."""
 
 import math
 
@@ -7,7 +8,6 @@ import numpy as np
 from PIL import Image
 import pytest
 from skimage import transform as sk_transform
-import tensorflow as tf
 
 from jaxstyle import augment
 from jaxstyle import input_pipeline
@@ -18,8 +18,7 @@ SENTINEL = -1000.0  # Fill value: any weight on it shows up as a large error.
 
 
 def _crop(image, transform, size, fill_value=SENTINEL):
-  return augment.rotated_crop(
-      tf.constant(image, tf.float32), transform, size, fill_value).numpy()
+  return augment.rotated_crop(np.asarray(image, np.float32), transform, size, fill_value)
 
 
 def _pattern(h, w, seed=0):
@@ -35,7 +34,7 @@ def _pattern(h, w, seed=0):
 def test_rotation_matches_skimage_rotate(degrees):
   # skimage rotates counter-clockwise about ((W-1)/2, (H-1)/2) with bilinear
   # interpolation (order=1), in float64. Our crop of the same centre at scale 1
-  # must be the middle of that image; float32 coordinates allow ~1e-5.
+  # must be the middle of that image; float32 pixels allow ~1e-6.
   image = _pattern(61, 61)
   theta = math.radians(degrees)
   size = int((60 / (abs(math.cos(theta)) + abs(math.sin(theta))))) - 1
@@ -74,7 +73,7 @@ def test_extreme_crops_have_no_fill_pixels(hw, degrees):
   for area in (1.0, 0.3):
     for u in ((0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0), (0.5, 0.5)):
       transform = augment.fitted_transform(
-          hw, area, math.radians(degrees), tf.constant(u), IMAGE_SIZE)
+          hw, area, math.radians(degrees), np.asarray(u), IMAGE_SIZE)
       out = _crop(image, transform, IMAGE_SIZE)
       np.testing.assert_allclose(out, 0.6, atol=1e-5, rtol=0,
                                  err_msg=f"area={area}, u={u}")
@@ -105,6 +104,63 @@ def test_sampled_crops_have_no_fill_pixels():
   assert max(angles) > 43 and min(angles) < -43  # The draws reach the extremes.
 
 
+def test_fast_and_fill_paths_are_the_same_resample():
+  # Crops inside the image go through PIL, others through numpy (for the fill
+  # value): on a crop inside, both give the same samples.
+  image = _pattern(50, 70, seed=2).astype(np.float32)
+  transform = augment.crop_transform((24.3, 33.1), 0.8, math.radians(-17.0), 40)
+  fast = _crop(image, transform, 40)
+  exact = augment._resample_with_fill(image, [float(v) for v in transform[:6]], 40, SENTINEL)
+  np.testing.assert_allclose(fast, exact, atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------------------
+# The ops against TensorFlow's, which the tf.data pipeline used (before
+# jaxstyle moved to Grain): same transform, same pixels, to float32 rounding.
+
+
+@pytest.mark.parametrize("trial", range(8))
+def test_rotated_crop_matches_tf_image_projective_transform(trial):
+  tf = pytest.importorskip("tensorflow")
+  rng = np.random.default_rng(trial)
+  image = _pattern(60, 80, seed=trial).astype(np.float32)
+  size = 32
+  # Half of these windows reach outside the image: fill pixels must match too.
+  transform = augment.crop_transform(
+      (rng.uniform(5, 55), rng.uniform(5, 75)), rng.uniform(0.5, 1.2),
+      rng.uniform(-0.7, 0.7), size)
+  ours = _crop(image, transform, size, fill_value=-7.0)
+  want = tf.raw_ops.ImageProjectiveTransformV3(
+      images=image[None], transforms=tf.constant(transform[None], tf.float32),
+      output_shape=[size, size], fill_value=-7.0, interpolation="BILINEAR",
+      fill_mode="CONSTANT")[0].numpy()
+  # TF computes sample coordinates in float32 (~3e-5 of a pixel at x = 80).
+  np.testing.assert_allclose(ours, want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("hw, image_size, resize_min", [
+    ((480, 640), 256, 256),   # default config: COCO-sized photo, shrink
+    ((333, 500), 128, 160),   # quickstart
+    ((120, 97), 32, 48),      # tiny
+    ((40, 33), 48, 0),        # smaller than the crop: enlarge
+    ((50, 70), 32, 100),      # resize_min above the short side: enlarge
+    ((90, 200), 64, 0),       # big enough: unchanged
+])
+def test_resize_matches_tf_image_resize_antialias(hw, image_size, resize_min):
+  tf = pytest.importorskip("tensorflow")
+  image = _pattern(*hw, seed=3).astype(np.float32)
+  ours = augment.resize_short_side(image, image_size, resize_min)
+  # The tf.data pipeline's resize, verbatim.
+  short = min(hw)
+  target = max(resize_min or short, image_size)
+  scale = tf.cast(target, tf.float32) / tf.cast(short, tf.float32)
+  new_size = tf.maximum(tf.cast(tf.math.ceil(tf.cast(tf.stack(hw), tf.float32) * scale),
+                                tf.int32), image_size)
+  want = image if target == short else tf.image.resize(image, new_size, antialias=True).numpy()
+  assert ours.shape == want.shape
+  np.testing.assert_allclose(ours, want, atol=5e-5, rtol=0)  # 1.4e-5 measured
+
+
 # ---------------------------------------------------------------------------
 # Config validation.
 
@@ -131,7 +187,8 @@ def test_bad_augment_values_name_the_key(tmp_path, key, value):
 
 
 @pytest.mark.parametrize("key, value", [("image_size", 0), ("image_size", 32.5),
-                                        ("resize_min", -1)])
+                                        ("resize_min", -1), ("num_workers", -2),
+                                        ("num_workers", 1.5), ("prefetch", 0)])
 def test_bad_data_values_name_the_key(tmp_path, key, value):
   config = _config(tmp_path, **{key: value})
   with pytest.raises(ValueError, match=rf"config\.data\.{key}="):
@@ -152,14 +209,16 @@ def test_missing_augment_keys_are_off():
 def _config(root, **overrides):
   return ml_collections.ConfigDict(dict(dict(
       source=f"folder:{root}", split="train", data_dir=None, download=False,
-      image_size=IMAGE_SIZE, shuffle_buffer=16, resize_min=0,
-      num_parallel_calls=2), **overrides))
+      image_size=IMAGE_SIZE, resize_min=0, num_workers=0), **overrides))
 
 
 def _take(config, n, seed=0, start_step=0):
   it = input_pipeline.create_train_dataset(
       config, global_batch_size=BATCH, seed=seed, start_step=start_step)
-  return np.concatenate([next(it) for _ in range(n)])
+  try:
+    return np.concatenate([next(it) for _ in range(n)])
+  finally:
+    it.close()
 
 
 def _write_images(root, n=6):
@@ -169,20 +228,23 @@ def _write_images(root, n=6):
     Image.fromarray(pixels).save(root / f"img_{i}.png")
 
 
-def test_plain_settings_reproduce_the_plain_crop(tmp_path):
-  # One image, so element i is that image cropped by stateless_random_crop
-  # seeded [seed, i]: the pipeline's behaviour before augmentation existed.
+def test_plain_settings_take_plain_windows(tmp_path):
+  # One image, no resize: every element is an unresampled 32² window of it
+  # (exact pixels, no interpolation), at offsets that vary; the augment block
+  # with 'off' values is the same as no block.
   pixels = np.random.default_rng(1).integers(0, 256, (45, 70, 3), dtype=np.uint8)
   Image.fromarray(pixels).save(tmp_path / "only.png")
-  seed, steps = 4, 3
-  expected = np.stack([
-      tf.image.stateless_random_crop(
-          tf.constant(pixels, tf.float32), [IMAGE_SIZE, IMAGE_SIZE, 3],
-          seed=tf.constant([seed, i], tf.int64)).numpy() / 255.0
-      for i in range(steps * BATCH)])
+  windows = np.lib.stride_tricks.sliding_window_view(
+      pixels / np.float32(255), (IMAGE_SIZE, IMAGE_SIZE, 3))[..., 0, :, :, :]
   plain = dict(crop_scale=(1.0, 1.0), hflip=False, rotate_degrees=0.0)
-  for config in (_config(tmp_path), _config(tmp_path, augment=plain)):
-    np.testing.assert_array_equal(_take(config, steps, seed=seed), expected)
+  batches = _take(_config(tmp_path), 3, seed=4)
+  np.testing.assert_array_equal(_take(_config(tmp_path, augment=plain), 3, seed=4), batches)
+  offsets = set()
+  for crop in batches:
+    match = np.argwhere((windows == crop).all(axis=(2, 3, 4)))
+    assert len(match) == 1
+    offsets.add(tuple(match[0]))
+  assert len(offsets) >= 8  # 12 draws over 14 x 39 offsets.
 
 
 def test_flip_is_an_exact_mirror(tmp_path):

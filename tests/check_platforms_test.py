@@ -33,20 +33,34 @@ needs_index = pytest.mark.skipif(not _index_reachable(),
                                  reason="the package index (pypi.org) is unreachable")
 
 
-def _top_level(target: str) -> set[str]:
+def _top_level(target: str, install: str = "core") -> set[str]:
   t = check_platforms.parse_target(target)
   env = dict(t.environment(), extra="")
-  return {r.name for r in check_platforms.load_project().dependencies
-          if r.marker is None or r.marker.evaluate(env)}
+  project = check_platforms.load_project()
+  requirements = project.dependencies if install == "core" else project.extras[install]
+  return {r.name for r in requirements if r.marker is None or r.marker.evaluate(env)}
 
 
 def test_markers_pick_the_tensorflow_wheel_each_platform_has():
-  assert {"tensorflow-cpu", "coremltools"} <= _top_level("linux-x86_64-py3.11")
-  assert "tensorflow" not in _top_level("linux-x86_64-py3.11")
+  assert "tensorflow-cpu" in _top_level("linux-x86_64-py3.11", "tf")
+  assert "tensorflow" not in _top_level("linux-x86_64-py3.11", "tf")
   for target in ("macos-arm64-py3.12", "linux-aarch64-py3.13"):
-    assert "tensorflow" in _top_level(target) and "tensorflow-cpu" not in _top_level(target)
+    tf = _top_level(target, "tf")
+    assert "tensorflow" in tf and "tensorflow-cpu" not in tf
+  assert "coremltools" in _top_level("linux-x86_64-py3.11")
   assert "coremltools" in _top_level("macos-arm64-py3.11")
   assert "coremltools" not in _top_level("linux-aarch64-py3.11")  # no wheel there
+
+
+def test_training_needs_no_tensorflow():
+  """TensorFlow is the [tf] extra only: the core install trains (Grain reads
+  the data), make install adds [tf] for `make data` and the SavedModel export."""
+  for target in ("linux-x86_64-py3.11", "macos-arm64-py3.12", "linux-aarch64-py3.13"):
+    core = _top_level(target)
+    assert {"grain", "tensorflow-datasets"} <= core
+    assert not core & {"tensorflow", "tensorflow-cpu"}
+  with open(os.path.join(REPO, "Makefile")) as f:
+    assert "-e '.[dev,tf]'" in f.read()
 
 
 def test_manylinux_tags_include_every_older_glibc():

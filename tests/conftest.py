@@ -5,6 +5,7 @@ interpreter's environment, from a folder outside the repository, with no
 PYTHONPATH.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -67,3 +68,31 @@ def tiny_onnx(user_dir, tiny_workdir):
   with open(report) as f:
     assert json.load(f)["formats"]["onnx"]["verified"]
   return user_dir / "export" / report.name.replace(".export.json", ".onnx")
+
+
+def _load_tool(name: str):
+  """A script of tools/ as a module."""
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.fixture(scope="session")
+def prepare_offline_coco():
+  """prepare(data_dir, **kwargs): tools/prepare_offline_coco.py's 12-image coco/2017 there.
+
+  TFDS's builder prepares it (needs TensorFlow); the pipeline reads it without.
+  """
+  pytest.importorskip("tensorflow", reason="building a TFDS dataset needs TensorFlow")
+  tool = _load_tool("prepare_offline_coco")
+  return lambda data_dir, **kwargs: tool.prepare_offline_coco(
+      data_dir, num_train=12, num_val=2, num_test=1, seed=3, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def offline_coco(tmp_path_factory, prepare_offline_coco):
+  """A TFDS data_dir holding the 12-image offline coco/2017, as ArrayRecord."""
+  data_dir = tmp_path_factory.mktemp("tfds")
+  prepare_offline_coco(data_dir)
+  return str(data_dir)

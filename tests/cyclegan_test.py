@@ -359,7 +359,7 @@ def _tiny_config(**overrides):
   config.data.source = DATA
   config.data.image_size = 32
   config.data.resize_min = 48
-  config.data.shuffle_buffer = 8
+  config.data.num_workers = 0
   config.model.ngf = 8
   config.model.num_blocks = 2
   config.discriminator.ndf = 8
@@ -494,7 +494,7 @@ def test_two_devices_through_the_cli_equal_one_device(uninterrupted, tmp_path):
   config = _tiny_config()
   overrides = [f"--config.{k}={v}" for k, v in (
       ("data.source", DATA), ("data.image_size", 32), ("data.resize_min", 48),
-      ("data.shuffle_buffer", 8), ("model.ngf", 8), ("model.num_blocks", 2),
+      ("data.num_workers", 0), ("model.ngf", 8), ("model.num_blocks", 2),
       ("discriminator.ndf", 8), ("pool_size", 3), ("style.image", config.style.image),
       ("style.size", 64), ("batch_size", 2), ("num_train_steps", 1),
       ("optimizer.decay_fraction", 0.0), ("eval.image_size", 32))]

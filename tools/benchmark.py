@@ -27,9 +27,9 @@ Prints a markdown table:
 `--train_run STEPS` also trains the config for STEPS steps on real photos
 (`--train_images`: a folder, or a COCO-layout train2017.zip such as the one
 tools/prepare_offline_coco.py writes) and reports the loss curve, the steady
-images/s and a gallery. Its batches are plain numpy random crops + flips, not
-the tf.data pipeline: the Trainer (step, evaluation) needs only JAX, so this
-runs on accelerator hosts where TensorFlow is not installed.
+images/s and a gallery. Its batches are plain numpy random crops + flips of
+the photos, not the input pipeline (tools/gpu_run.sh trains with the real
+one); it needs neither TensorFlow nor a prepared TFDS dataset.
 """
 
 import argparse
@@ -129,17 +129,18 @@ def pipeline_row(batch, size):
   cfg = quickstart.get_config().data
   cfg.image_size, cfg.resize_min = size, size
   try:
-    from jaxstyle import input_pipeline  # needs TensorFlow
+    from jaxstyle import input_pipeline  # Grain: no TensorFlow
     it = input_pipeline.create_train_dataset(cfg, global_batch_size=batch, seed=0)
-  except Exception as e:  # no TensorFlow, or the offline data is not prepared
+    next(it)
+  except Exception as e:  # e.g. the offline data is not prepared
     return (f"  input pipeline (offline COCO): skipped: {str(e).splitlines()[0][:60]}",
             float("nan"), None, 0)
-  next(it)
   n = 20
   start = time.perf_counter()
   for _ in range(n):
     next(it)
   seconds = (time.perf_counter() - start) / n
+  it.close()
   return ("  input pipeline (offline COCO), per batch", seconds, batch / seconds, 0)
 
 

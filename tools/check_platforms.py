@@ -7,7 +7,7 @@ r"""Checks that jaxstyle's pinned dependencies have wheels on every target platf
       --require tensorflow-cpu==2.21.0                # fails: no macOS wheel
 
 For each target (OS, CPU, Python version) and each install of it (`core`,
-`[dev]`, and `[cuda12]`/`[tpu]` where they apply), the requirements of
+`[dev]`, `[tf]`, and `[cuda12]`/`[tpu]` where they apply), the requirements of
 pyproject.toml are resolved at constraints.txt's pins with `pip install
 --dry-run --only-binary=:all: --platform ... --python-version ...`; the
 packages `make install` adds with --no-deps are included. One row per install:
@@ -165,8 +165,8 @@ def load_project(root: str = REPO) -> Project:
 
 
 def installs_for(target: Target, project: Project, only: set[str] | None) -> list[str]:
-  """'core', 'dev' and the platform's accelerator extras (each with the core)."""
-  names = ["core", "dev", *PLATFORMS[target.platform].extras]
+  """'core', 'dev', 'tf' and the platform's accelerator extras (each with the core)."""
+  names = ["core", "dev", "tf", *PLATFORMS[target.platform].extras]
   return [n for n in names if (only is None or n in only) and (n == "core" or n in project.extras)]
 
 
@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--targets", default=default_targets,
                       help=f"comma-separated <platform>-py3.X (default: {default_targets})")
   parser.add_argument("--installs", default=None,
-                      help="comma-separated subset of core,dev,cuda12,tpu (default: every "
+                      help="comma-separated subset of core,dev,tf,cuda12,tpu (default: every "
                       "one that applies to the target)")
   parser.add_argument("--require", action="append", default=[], metavar="REQUIREMENT",
                       help="an extra top-level requirement, e.g. tensorflow-cpu==2.21.0 "

@@ -1,21 +1,24 @@
 r"""Prepares a small, offline stand-in for COCO-2017 with the real TFDS builder.
 
-Training reads `coco/2017` through `tensorflow_datasets`, exactly as it would
-on a cluster. Where COCO can't be downloaded (CI, air-gapped machines) this
-tool writes the five archives that the `coco/2017` builder downloads, with the
-real internal layout but built from images that ship with scikit-image, puts
-them in TFDS's download cache under the names the builder looks for, and runs
-the unmodified builder. Nothing is fetched from the network.
+Training reads `coco/2017` as TFDS prepares it, in the ArrayRecord format that
+Grain reads with random access and without TensorFlow, exactly as it would on
+a cluster. Where COCO can't be downloaded (CI, air-gapped machines) this tool
+writes the five archives that the `coco/2017` builder downloads, with the real
+internal layout but built from images that ship with scikit-image, puts them
+in TFDS's download cache under the names the builder looks for, and runs the
+unmodified builder (which needs TensorFlow: `pip install 'jaxstyle[tf]'`).
+Nothing is fetched from the network. A copy of the prepared folder is all a
+JAX-only training host needs.
 
 Usage:
 
   python tools/prepare_offline_coco.py            # into <repo>/.cache/...
   python tools/prepare_offline_coco.py --num_train=200 --force
 
-Then read it like real COCO:
+Then read it like real COCO (what jaxstyle.input_pipeline does):
 
-  tfds.load('coco/2017', split='train',
-            data_dir='<repo>/.cache/tensorflow_datasets')
+  tfds.builder_from_directory('<repo>/.cache/tensorflow_datasets/coco/2017/1.1.0'
+                              ).as_data_source('train')
 """
 
 import argparse
@@ -110,6 +113,8 @@ SOURCES = [
 ]
 
 SPLITS = ("train", "val", "test")
+# Random access for Grain (TFDS's default, tfrecord, is sequential only).
+FILE_FORMAT = "array_record"
 
 
 def _skimage_data_dir():
@@ -323,8 +328,12 @@ def prepare_offline_coco(
     num_test=4,
     seed=0,
     force=False,
+    file_format=FILE_FORMAT,
 ):
   """Builds the offline release and prepares `coco/2017` in `data_dir`.
+
+  `file_format` is TFDS's; jaxstyle reads only array_record (tests write
+  tfrecord, what earlier versions of this tool wrote, to check the upgrade).
 
   Returns:
     The prepared dataset's directory (`<data_dir>/coco/2017/<version>`).
@@ -343,8 +352,11 @@ def prepare_offline_coco(
   counts = {"train": num_train, "val": num_val, "test": num_test}
   if min(counts.values()) < 1:
     raise ValueError(f"Every split needs at least one image, got {counts}.")
-  wanted = {"counts": counts, "seed": seed}
+  # A release prepared by an older version of this tool (tfrecord, no
+  # file_format in its marker) does not match, so it is rebuilt.
+  wanted = {"counts": counts, "seed": seed, "file_format": file_format}
 
+  # Opened in the format it was prepared in (asking for another one raises).
   builder = tfds.builder(DATASET, data_dir=os.fspath(data_dir))
   if builder.is_prepared():
     marker = _read_marker(builder)
@@ -363,7 +375,7 @@ def prepare_offline_coco(
             f"({counts}); nothing to do. Use --force to rebuild.")
       return pathlib.Path(builder.data_dir)
     shutil.rmtree(builder.data_dir)
-    builder = tfds.builder(DATASET, data_dir=os.fspath(data_dir))
+  builder = tfds.builder(DATASET, data_dir=os.fspath(data_dir), file_format=file_format)
 
   # Our own download folder, so a real COCO download cache is never touched
   # and stale extractions (which TFDS reuses) never leak into a rebuild.
@@ -394,15 +406,12 @@ def prepare_offline_coco(
   )
   shutil.rmtree(download_dir / "extracted", ignore_errors=True)
 
-  # Read it back through the public API, as training will.
-  ds = tfds.load(
-      DATASET,
-      split="train",
-      data_dir=os.fspath(data_dir),
-      download=False,
-      read_config=tfds.ReadConfig(try_autocache=False),
-  )
-  shape = next(iter(ds.take(1)))["image"].shape
+  if file_format == FILE_FORMAT:
+    # Read it back as training will: random access, no TensorFlow.
+    source = tfds.builder_from_directory(builder.data_dir).as_data_source("train")
+    shape = source[0]["image"].shape
+  else:
+    shape = next(iter(builder.as_dataset(split="train").take(1)))["image"].shape
   print(
       f"Prepared offline {DATASET} in {builder.data_dir}: {counts} images "
       f"(release built in {t_release:.1f}s, total {time.time() - start:.1f}s; "

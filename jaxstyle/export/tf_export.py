@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle.export.errors import ExportError
 from jaxstyle.models import layers
 
 PLATFORMS = ("cpu", "cuda")
@@ -61,8 +62,17 @@ def export(model, path: str, params=None) -> None:
     _export(model, path, params)
 
 
+def _tensorflow():
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ExportError("savedmodel: needs TensorFlow (pip install 'jaxstyle[tf]'); "
+                      "--formats coreml,onnx exports without it") from e
+  return tf
+
+
 def _export(model, path, params):
-  import tensorflow as tf
+  tf = _tensorflow()
   from jax.experimental import jax2tf
   params = model.params if params is None else params
   m = model.multiple
@@ -85,7 +95,7 @@ class Runner:
   """Loads a SavedModel once and stylizes NHWC batches with TensorFlow."""
 
   def __init__(self, path: str):
-    import tensorflow as tf
+    tf = _tensorflow()
     self._tf = tf
     self._fn = tf.saved_model.load(path).signatures["serving_default"]
 
