@@ -32,7 +32,8 @@ def define_flags() -> None:
                     "Core ML weights and compute precision.")
   flags.DEFINE_float("coreml_fp16_tolerance", exporter.TOLERANCE["coreml-fp16"],
                      "Max abs error (pixels in [0, 1]) an fp16 Core ML build may have "
-                     "vs JAX; every op is rounded to fp16 (docs/export.md, 'fp16').")
+                     "vs JAX; every op is rounded to fp16. Its 99.9th percentile must also be "
+                     "<= 1e-2 (docs/export.md, 'fp16').")
   flags.DEFINE_enum("onnx_norms", "auto", list(exporter.ONNX_NORMS),
                     "exact: instance norms as LayerNormalization + per-channel Mul, Add "
                     "(onnxruntime sums in float64); fast: InstanceNormalization (float32 "

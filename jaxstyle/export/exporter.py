@@ -28,8 +28,12 @@ FORMATS = ("coreml", "onnx", "savedmodel")
 # vouch for float32 statistics).
 ONNX_NORM_GRAPHS = ("exact", "fast")
 ONNX_NORMS = ("auto",) + ONNX_NORM_GRAPHS
-# Max abs error vs JAX, pixels in [0, 1].
-TOLERANCE = {"onnx": 1e-4, "savedmodel": 1e-4, "coreml-fp32": 1e-4, "coreml-fp16": 1e-2}
+# Max abs error vs JAX, pixels in [0, 1]. fp16 also bounds the 99.9th
+# percentile: its max is a handful of pixels in flat regions, where instance
+# norm scales the rounding up (docs/export.md, "fp16"); 1e-2 is 2.6 gray levels
+# of the 8-bit image the package returns.
+TOLERANCE = {"onnx": 1e-4, "savedmodel": 1e-4, "coreml-fp32": 1e-4, "coreml-fp16": 3e-2}
+P999_TOLERANCE = {"coreml-fp16": 1e-2}
 DEFAULT_SIZES = {"onnx": ((256, 256), (512, 768), (1024, 1024)),
                  "savedmodel": ((256, 256), (512, 768), (1024, 1024)),
                  "coreml": ((256, 256), (512, 768), (2048, 2048))}
@@ -87,7 +91,8 @@ _FP16_HINT = ("; --coreml_precision fp32 builds a package verified to 1e-4, or "
 
 
 def _compare(fmt, tolerance, size, got, want, batch=1, what=None):
-  """Max, 99.9th-percentile and mean abs error; raises if the max > tolerance."""
+  """Max, 99.9th-percentile and mean abs error; raises if the max > tolerance
+  (or the 99.9th percentile > P999_TOLERANCE[fmt])."""
   if got.shape != want.shape:
     raise ExportError(f"{fmt}: at {size[0]}x{size[1]} the output has shape {got.shape}, "
                       f"JAX gives {want.shape}")
@@ -101,6 +106,10 @@ def _compare(fmt, tolerance, size, got, want, batch=1, what=None):
     raise ExportError(f"{fmt}: at {size[0]}x{size[1]} (batch {batch}) the max abs error vs "
                       f"JAX is {err:.3g} > {tolerance:g} (99.9th percentile {p999:.2g}, mean "
                       f"{mean:.2g})" + (_FP16_HINT if fmt == "coreml-fp16" else ""))
+  if not p999 <= P999_TOLERANCE.get(fmt, np.inf):
+    raise ExportError(f"{fmt}: at {size[0]}x{size[1]} (batch {batch}) the 99.9th percentile "
+                      f"abs error vs JAX is {p999:.3g} > {P999_TOLERANCE[fmt]:g} (max {err:.2g}, "
+                      f"mean {mean:.2g})" + _FP16_HINT)
   return err, p999, mean
 
 
