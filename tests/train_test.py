@@ -58,13 +58,14 @@ def _max_abs_diff(a, b):
 # The input-noise stability loss draws Gaussian noise inside the step: with
 # it, the device-count and resume tests also check that the noise depends
 # neither on the sharding nor on where a run restarted.
-STABILITY = "--config.loss.stability_perturbation=input_noise"
+STABILITY = ("--config.loss.stability_weight=0.1",
+             "--config.loss.stability_perturbation=input_noise")
 
 
 @pytest.fixture(scope="module")
 def single_device_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("one_device")
-  _train(workdir, STABILITY)
+  _train(workdir, *STABILITY)
   return workdir
 
 
@@ -99,7 +100,7 @@ def test_summary_and_gallery_written(single_device_run):
 
 def test_four_devices_match_one_device(single_device_run, tmp_path):
   """Same global batch split over 4 simulated CPU devices: same parameters."""
-  _train(tmp_path, STABILITY, devices=4)
+  _train(tmp_path, *STABILITY, devices=4)
   with open(tmp_path / "summary.json") as f:
     assert json.load(f)["devices"] == 4
   step1, one = _final_state(single_device_run)
@@ -113,7 +114,7 @@ def test_four_devices_match_one_device(single_device_run, tmp_path):
 
 def test_sigkill_then_rerun_resumes_to_identical_parameters(tmp_path):
   overrides = ("--config.num_train_steps=12", "--config.checkpoint_every_steps=2",
-               "--config.keep_checkpoints=2", STABILITY)
+               "--config.keep_checkpoints=2", *STABILITY)
   reference = tmp_path / "uninterrupted"
   _train(reference, *overrides)
 
@@ -149,7 +150,7 @@ def test_sigterm_checkpoints_after_the_step_and_the_rerun_resumes_exactly(tmp_pa
   the same command then resumes to the uninterrupted parameters."""
   steps = 30
   overrides = (f"--config.num_train_steps={steps}", "--config.checkpoint_every_steps=1000",
-               STABILITY)
+               *STABILITY)
   reference = tmp_path / "uninterrupted"
   _train(reference, *overrides)
 
