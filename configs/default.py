@@ -64,10 +64,13 @@ def get_config() -> ml_collections.ConfigDict:
       style_weight=1.0,
       tv_weight=2.0,
       # Local style loss (paper §3.4): feature patches of the output matched to
-      # their nearest style patches, on top of the global Gram loss.
-      # Cost (2-core CPU, batch 4): +8% per step at 128², +15% at 256² with
-      # style patches at stride 2; stride 1 matches 4× more patches (+51% at 256²).
-      local_style_weight=1.0,
+      # their nearest style patches, on top of the global Gram loss. Its cost
+      # grows with the style image's patches: with the style at 256 px it
+      # doubled the quickstart's step for +0.006 style similarity, so it is
+      # off by default (docs/quality.md). Cost with the style at 160 px
+      # (2-core CPU, batch 4): +8% per step at 128², +15% at 256² with style
+      # patches at stride 2; stride 1 matches 4× more patches (+51% at 256²).
+      local_style_weight=0.0,
       local_style_layers={"relu3_3": 1.0},
       local_patch_size=3,      # patch side in feature pixels
       local_patch_stride=2,    # between style patches (output patches: 1)

@@ -6,9 +6,9 @@ r"""One-switch-at-a-time ablation of the paper's training recipe, on one CPU.
 The reference is the paper's recipe (SGD + cosine, the full-resolution
 separable-conv U-Net with skips, content augmentation, style perturbation,
 global + local style loss) on the offline quickstart data; every other variant
-changes one thing. jaxstyle's default differs from it in two of them: the
-2×2-patch network (`patch2`) and no style perturbation (docs/quality.md);
-`fp16_stability` is jaxstyle's optional fp16 term. The budget
+changes one thing. jaxstyle's default differs from it in three of them: the
+2×2-patch network (`patch2`), no style perturbation and no local style loss
+(docs/quality.md); `fp16_stability` is jaxstyle's optional fp16 term. The budget
 is small and fixed (`base.num_train_steps`), so the table compares early
 training, not converged models. Raise it with
 `--config.base.num_train_steps=2000`.
@@ -27,11 +27,12 @@ def get_config():
   base.image_every_steps = 100_000   # the runner evaluates every variant itself
   base.checkpoint_every_steps = 100
   base.keep_checkpoints = 1
-  # The paper's recipe: a full-resolution network and style perturbation;
-  # jaxstyle's default changes both (variants below).
+  # The paper's recipe: a full-resolution network, style perturbation and the
+  # local style loss; jaxstyle's default changes all three (variants below).
   base.model.patch_size = 1
   base.model.conv_before_upsample = False
   base.style.perturb.mode = "bank"
+  base.loss.local_style_weight = 1.0
 
   off = dict(crop_scale=(1.0, 1.0), hflip=False, rotate_degrees=0.0)
   config = ml_collections.ConfigDict()

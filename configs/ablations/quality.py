@@ -35,7 +35,7 @@ def get_config():
       # texture is 0.6× the size the metric (and the eye) compares with.
       "style_size_160": {"style": {"size": 160}},
       # The terms the default leaves out, one at a time.
-      "no_local_style_loss": {"loss": {"local_style_weight": 0.0}},
+      "local_style_loss": {"loss": {"local_style_weight": 1.0}},
       "style_perturbation": {"style": {"perturb": {"mode": "bank"}}},
       "fp16_stability_0.1": {"loss": {"stability_weight": 0.1}},
       # A [1,2,1] blur folded into the 2×2-patch head (removes its 2-px grid).
@@ -47,6 +47,6 @@ def get_config():
       # The previous default whole: the paper's terms + the fp16 term, style at 160 px.
       "previous_default": {
           "style": {"size": 160, "perturb": {"mode": "bank"}},
-          "loss": {"stability_weight": 0.1}},
+          "loss": {"local_style_weight": 1.0, "stability_weight": 0.1}},
   })
   return config
