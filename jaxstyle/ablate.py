@@ -40,6 +40,7 @@ from jaxstyle import flops
 from jaxstyle import images as image_io
 from jaxstyle import metrics
 from jaxstyle import models
+from jaxstyle import run_lib
 from jaxstyle import stylize
 from jaxstyle import train
 from jaxstyle.models import vgg
@@ -367,10 +368,10 @@ def run_ablation(ablation: ml_collections.ConfigDict, workdir: str,
     return []
   base = ablation.base
   loss_net = vgg.load_loss_network(base.vgg.arch, base.vgg.source, base.vgg.path or None)
-  style_image = train.resize_short_side(
-      image_io.load_image(train.resolve_style_path(base.style.image)), metrics.STYLE_SIZE)
+  style_image = run_lib.resize_short_side(
+      image_io.load_image(run_lib.resolve_style_path(base.style.image)), metrics.STYLE_SIZE)
   multiple = math.lcm(*(models.create_model(c.model).size_multiple for _, c in variants))
-  eval_images = train.load_eval_images(base, multiple)
+  eval_images = run_lib.load_eval_images(base, multiple)
   rows, curves, firsts = [], {}, {}
   for name, config in variants:
     run_dir = os.path.join(workdir, name)

@@ -26,11 +26,13 @@ class _QuietLibraries:
     noisy = any(f"/{lib}/" in record.pathname
                 for lib in ("orbax", "tensorflow_datasets", "jax/_src"))
     # Orbax warns that a read-only manager (how inference opens a workdir)
-    # will not save: expected, so dropped too.
+    # will not save, and that it leaves the data-iterator items (which
+    # inference does not need) unread: expected, so dropped too.
     message = record.getMessage()
-    read_only = "/orbax/" in record.pathname and ("read_only" in message
-                                                  or "read only" in message)
-    return (record.levelno >= 30 and not read_only) or not noisy  # 30: WARNING
+    expected = "/orbax/" in record.pathname and (
+        "read_only" in message or "read only" in message
+        or "could not be restored" in message)
+    return (record.levelno >= 30 and not expected) or not noisy  # 30: WARNING
 
 
 def quiet_library_logs() -> None:
@@ -116,6 +118,18 @@ def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   with open(tmp, "w") as f:
     f.write(config.to_json_best_effort(indent=2))
   os.replace(tmp, path)
+
+
+# config.trainer: the training loop a config (and so its workdir) is for.
+TRAINERS = ("style_transfer", "cyclegan")
+
+
+def trainer_of(config: ml_collections.ConfigDict) -> str:
+  """config.trainer; configs without the field are style transfer."""
+  name = config.get("trainer", TRAINERS[0])
+  if name not in TRAINERS:
+    raise ValueError(f"config.trainer={name!r}: not one of {', '.join(TRAINERS)}")
+  return name
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

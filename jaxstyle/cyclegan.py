@@ -50,9 +50,9 @@ from jaxstyle import images as image_io
 from jaxstyle import input_pipeline
 from jaxstyle import models
 from jaxstyle import preemption
+from jaxstyle import run_lib
 from jaxstyle import style_perturbation
 from jaxstyle import summary_writer
-from jaxstyle import train
 from jaxstyle.models import cyclegan as nets
 
 STYLE_CROPS = "style_crops"
@@ -252,7 +252,7 @@ def style_paths(image_spec) -> list[str]:
   items = [i.strip() for i in items if i.strip()]
   if not items:
     raise ValueError("config.style.image is empty: name a shipped style or an image path")
-  return [train.resolve_style_path(i) for i in items]
+  return [run_lib.resolve_style_path(i) for i in items]
 
 
 def random_style_crop(image: jax.Array, key: jax.Array, *, image_size: int,
@@ -287,7 +287,7 @@ class StyleCrops:
   def __init__(self, config: ml_collections.ConfigDict):
     cfg = config.data_b
     self.paths = style_paths(config.style.image)
-    self.images = [train.resize_short_side(image_io.load_image(p), config.style.size)
+    self.images = [run_lib.resize_short_side(image_io.load_image(p), config.style.size)
                    for p in self.paths]
     for path, image in zip(self.paths, self.images):
       if min(image.shape[:2]) < 2:
@@ -349,9 +349,9 @@ def create_domain_b(config: ml_collections.ConfigDict, start_step: int, manager=
       augment=dict(crop_scale=(1.0, 1.0), hflip=cfg.hflip, rotate_degrees=0.0),
       num_workers=config.data.get("num_workers", -1), prefetch=config.data.get("prefetch", 2)))
   # Its own stream: seed + 1, so A and B are not drawn in lockstep.
-  return train.create_batches(pipeline_cfg, global_batch_size=config.batch_size,
-                              seed=config.seed + 1, manager=manager, start_step=start_step,
-                              item=DATA_B_ITEM)
+  return run_lib.create_batches(pipeline_cfg, global_batch_size=config.batch_size,
+                                seed=config.seed + 1, manager=manager, start_step=start_step,
+                                item=DATA_B_ITEM)
 
 
 # ----------------------------------------------------------------------------
@@ -490,7 +490,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
       workdir, save_every=config.checkpoint_every_steps, keep=config.keep_checkpoints,
       data_items=data_items)
   state = trainer.init_state()
-  eval_images = train.load_eval_images(config, trainer.gen.size_multiple)
+  eval_images = run_lib.load_eval_images(config, trainer.gen.size_multiple)
   names = [n for n, _ in eval_images]
   contents = [im for _, im in eval_images]
   initial_path = os.path.join(workdir, "initial_eval.json")
@@ -502,15 +502,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
   else:
     initial, _, _ = trainer.evaluate(state.generators.params, eval_images)
     if is_chief:
-      train._write_json(initial_path, initial)  # pylint: disable=protected-access
+      run_lib.write_json(initial_path, initial)
   start_step = int(state.step)
 
   domain_b = config.data_b.source
   meta = {"trainer": "cyclegan", "domain_a": config.data.source, "domain_b": domain_b}
   if domain_b == STYLE_CROPS:
     meta["style_images"] = style_paths(config.style.image)
-  batches_a = train.create_batches(config.data, global_batch_size=config.batch_size,
-                                   seed=config.seed, manager=manager, start_step=start_step)
+  batches_a = run_lib.create_batches(config.data, global_batch_size=config.batch_size,
+                                     seed=config.seed, manager=manager, start_step=start_step)
   batches_b = create_domain_b(config, start_step, manager)
   data = {checkpointing.DATA_ITEM: batches_a}
   if uses_input_pipeline(config):
@@ -519,7 +519,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
   progress = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                        disable=not is_chief, desc="cyclegan", unit="step",
                        dynamic_ncols=True)
-  timer = train.StepTimer(start_step)
+  timer = run_lib.StepTimer(start_step)
   window, last_window = [], {}
   watcher = preemption.PreemptionWatcher(manager)
   try:
@@ -543,15 +543,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
         progress.set_postfix(g=f"{last_window['g/loss']:.3f}", d=f"{last_window['d/loss']:.3f}",
                              cyc=f"{last_window['g/cycle_a']:.3f}")
         if writer is not None:
-          train.write_train_scalars(writer, step, last_window,
-                                    learning_rate=trainer.schedule(step - 1),
-                                    step_time=step_time, batch_size=config.batch_size)
+          run_lib.write_train_scalars(writer, step, last_window,
+                                      learning_rate=trainer.schedule(step - 1),
+                                      step_time=step_time, batch_size=config.batch_size)
       if step % config.image_every_steps == 0 or is_last:
         eval_start = time.time()
         eval_metrics, fakes, recs = trainer.evaluate(state.generators.params, eval_images)
         if writer is not None:
-          train.write_eval_summaries(writer, step, eval_metrics, names,
-                                     zip(contents, fakes, recs))
+          run_lib.write_eval_summaries(writer, step, eval_metrics, names,
+                                       zip(contents, fakes, recs))
         timer.exclude(time.time() - eval_start)
       preempted = watcher.reached(step) and not is_last
       checkpointing.save(manager, step, state, dict(meta, step=step),
@@ -570,7 +570,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
 
   final, fakes, _ = trainer.evaluate(state.generators.params, eval_images)
   if is_chief:
-    grid = train.save_gallery(os.path.join(workdir, "gallery"), names, contents, fakes)
+    grid = run_lib.save_gallery(os.path.join(workdir, "gallery"), names, contents, fakes)
     summary = {
         "trainer": "cyclegan",
         "cycle_loss_a_initial": initial["cycle_a"],
@@ -590,7 +590,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
     }
-    train._write_json(os.path.join(workdir, "summary.json"), summary)  # pylint: disable=protected-access
+    run_lib.write_json(os.path.join(workdir, "summary.json"), summary)
     logging.info("Wrote %s and %s", os.path.join(workdir, "summary.json"), grid)
     print(json.dumps(summary, indent=2))
   if writer is not None:
@@ -600,10 +600,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
 
 # ----------------------------------------------------------------------------
 # Inference.
-
-
-def is_cyclegan_config(config: ml_collections.ConfigDict) -> bool:
-  return config.get("trainer", "style_transfer") == "cyclegan"
 
 
 def load_generator(workdir: str, step: int | None = None):

@@ -202,14 +202,14 @@ def load_content_images(folder: str, size: int
 
   Short side resized to `size`, then the centre square.
   """
-  from jaxstyle import train  # pylint: disable=g-import-not-at-top
+  from jaxstyle import run_lib  # pylint: disable=g-import-not-at-top
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"content folder {folder!r} does not exist "
                             "(set config.content_dir)")
   images, skipped, stems = [], [], set()
   for path in image_io.find_images([folder]):
     try:
-      image = train.resize_short_side(image_io.load_image(path), size)
+      image = run_lib.resize_short_side(image_io.load_image(path), size)
     except image_io.ImageError as e:
       logging.warning("jaxstyle.evaluate: skipped %s: %s", path, e.reason)
       skipped.append({"path": path, "reason": e.reason})
@@ -300,7 +300,8 @@ def count_params(workdir: str) -> int | None:
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from jaxstyle import checkpointing, models  # pylint: disable=g-import-not-at-top
   config = checkpointing.load_config(workdir)
-  if config.get("trainer", "") == "cyclegan" or config.model.name not in models.MODELS:
+  if (checkpointing.trainer_of(config) == "cyclegan"
+      or config.model.name not in models.MODELS):
     return None
   model = models.create_model(config.model)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
@@ -595,7 +596,7 @@ def evaluate(config: ml_collections.ConfigDict, *, train: bool = False,
              export_missing: bool = False) -> dict[str, Any]:
   """Runs the whole evaluation into config.out_dir; returns the report."""
   import jax  # pylint: disable=g-import-not-at-top
-  from jaxstyle import train as train_lib  # pylint: disable=g-import-not-at-top
+  from jaxstyle import run_lib  # pylint: disable=g-import-not-at-top
   from jaxstyle.models import vgg  # pylint: disable=g-import-not-at-top
   import jaxstyle  # pylint: disable=g-import-not-at-top
   unknown = [k for k in config.rows if k not in config.models]
@@ -613,9 +614,9 @@ def evaluate(config: ml_collections.ConfigDict, *, train: bool = False,
   size = config.image_size
   content_dir = config.content_dir or jaxstyle.EVAL_CONTENT_DIR
   contents, skipped = load_content_images(content_dir, size)
-  style_path = train_lib.resolve_style_path(config.style)
-  style = np.asarray(train_lib.resize_short_side(image_io.load_image(style_path),
-                                                 config.style_size), np.float32)
+  style_path = run_lib.resolve_style_path(config.style)
+  style = np.asarray(run_lib.resize_short_side(image_io.load_image(style_path),
+                                               config.style_size), np.float32)
   speed_image = (contents[0][1] if contents else
                  np.random.default_rng(config.seed).uniform(size=(size, size, 3))
                  ).astype(np.float32)

@@ -35,7 +35,7 @@ import tqdm
 import jaxstyle
 from jaxstyle import images as image_io
 from jaxstyle import losses
-from jaxstyle import train
+from jaxstyle import run_lib
 from jaxstyle.models import vgg
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -416,7 +416,7 @@ def main(argv):
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   config = FLAGS.config
   try:
-    style_path = train.resolve_style_path(FLAGS.style)
+    style_path = run_lib.resolve_style_path(FLAGS.style)
   except FileNotFoundError:
     shipped = sorted(os.path.splitext(f)[0] for f in os.listdir(jaxstyle.STYLES_DIR))
     _fail(f"{FLAGS.style}: no such style image file, nor a shipped style "

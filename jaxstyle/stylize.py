@@ -32,7 +32,7 @@ def load_stylizer(workdir: str, step: int | None = None):
   its G_AB (content → painting), mapped from and back to [0, 1].
   """
   config = checkpointing.load_config(workdir)
-  if config.get("trainer", "style_transfer") == "cyclegan":
+  if checkpointing.trainer_of(config) == "cyclegan":
     from jaxstyle import cyclegan  # pylint: disable=g-import-not-at-top
     model, params, meta = cyclegan.load_generator(workdir, step)
     forward = lambda p, x: cyclegan.to_unit(

@@ -12,6 +12,7 @@ Grain reads the data, `jaxstyle.summary_writer` writes TensorBoard.
 """
 
 import functools
+import importlib
 import json
 import os
 import resource
@@ -33,16 +34,15 @@ import numpy as np
 import optax
 import tqdm
 
-import jaxstyle
 from jaxstyle import checkpointing
 from jaxstyle import distributed
 from jaxstyle import images as image_io
 from jaxstyle import data_config
-from jaxstyle import input_pipeline
 from jaxstyle import losses
 from jaxstyle import metrics as quality_metrics
 from jaxstyle import models
 from jaxstyle import preemption
+from jaxstyle import run_lib
 from jaxstyle import style_perturbation
 from jaxstyle import summary_writer
 from jaxstyle.models import half_precision
@@ -81,42 +81,6 @@ def create_optimizer(opt: ml_collections.ConfigDict,
   if opt.weight_decay:
     chain.append(optax.add_decayed_weights(opt.weight_decay))
   return optax.chain(*chain, tx), schedule
-
-
-def resolve_style_path(name_or_path: str) -> str:
-  """A shipped style name ('mosaic') or a path to an image."""
-  if os.path.exists(name_or_path):
-    return name_or_path
-  for ext in (".jpg", ".png"):
-    candidate = os.path.join(jaxstyle.STYLES_DIR, name_or_path + ext)
-    if os.path.exists(candidate):
-      return candidate
-  shipped = sorted(os.path.splitext(f)[0] for f in os.listdir(jaxstyle.STYLES_DIR))
-  raise FileNotFoundError(f"config.style.image={name_or_path!r} is neither a file "
-                          f"nor a shipped style ({', '.join(shipped)})")
-
-
-def resize_short_side(image: np.ndarray, size: int) -> np.ndarray:
-  h, w = image.shape[:2]
-  scale = size / min(h, w)
-  new_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
-  return np.asarray(jax.image.resize(image, new_hw + (3,), "linear", antialias=True))
-
-
-def load_eval_images(config: ml_collections.ConfigDict, multiple: int
-                     ) -> list[tuple[str, np.ndarray]]:
-  """Fixed content images, resized (short side) and center-cropped to `multiple`."""
-  folder = config.eval.content_dir or jaxstyle.CONTENT_DIR
-  out = []
-  for path in image_io.find_images([folder]):
-    image = resize_short_side(image_io.load_image(path), config.eval.image_size)
-    h, w = (s // multiple * multiple for s in image.shape[:2])
-    top, left = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
-    out.append((os.path.splitext(os.path.basename(path))[0],
-                image[top:top + h, left:left + w]))
-  if not out:
-    raise FileNotFoundError(f"no eval content images in {folder!r}")
-  return out
 
 
 def style_and_content_layers(loss_cfg) -> tuple[dict, dict]:
@@ -270,12 +234,13 @@ class Trainer:
         config.vgg.arch, config.vgg.source, config.vgg.path or None), self.replicated)
     self.tx, self.schedule = create_optimizer(config.optimizer, config.num_train_steps)
 
-    self.style_path = resolve_style_path(config.style.image)
+    self.style_path = run_lib.resolve_style_path(config.style.image)
     style_full = image_io.load_image(self.style_path)
-    self.style_image = resize_short_side(style_full, config.style.size)
+    self.style_image = run_lib.resize_short_side(style_full, config.style.size)
     # The style image of the quality metrics (docs' protocol), whatever the
     # training size: runs with different config.style.size stay comparable.
-    self.metric_style_image = resize_short_side(style_full, quality_metrics.STYLE_SIZE)
+    self.metric_style_image = run_lib.resize_short_side(style_full,
+                                                        quality_metrics.STYLE_SIZE)
     # Targets of the unperturbed style image: for evaluation, and for
     # training when perturbation is off.
     target_fn = functools.partial(style_targets, loss_cfg=config.loss)
@@ -399,130 +364,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   style_perturbation.validate_perturb_config(config.style.get("perturb"))
 
 
-class StepTimer:
-  """Steady-state seconds per step, for logs and summary.json.
-
-  Counts log intervals after the first (which includes compilation) and
-  leaves out time spent between steps on evaluation (`exclude`).
-  """
-
-  def __init__(self, start_step: int, clock=time.time):
-    self.clock = clock
-    self.start_step = self.last_step = start_step
-    self.last_time = clock()
-    self.steps, self.seconds = 0, 0.0
-
-  def lap(self, step: int) -> float:
-    """Seconds per step since the previous lap."""
-    now = self.clock()
-    elapsed, done = now - self.last_time, step - self.last_step
-    if self.last_step > self.start_step:
-      self.steps, self.seconds = self.steps + done, self.seconds + elapsed
-    self.last_time, self.last_step = now, step
-    return elapsed / max(done, 1)
-
-  def exclude(self, seconds: float) -> None:
-    self.last_time += seconds
-
-  @property
-  def mean(self) -> float | None:
-    return self.seconds / self.steps if self.steps else None
-
-
-def write_train_scalars(writer, step: int, metrics: Mapping[str, float], *,
-                        learning_rate: float, step_time: float, batch_size: int) -> None:
-  """The TensorBoard scalars every training loop logs at a log step."""
-  for key, value in metrics.items():
-    writer.scalar(f"train/{key}", value, step)
-  writer.scalar("train/learning_rate", learning_rate, step)
-  writer.scalar("perf/step_time_s", step_time, step)
-  writer.scalar("perf/images_per_s", batch_size / step_time, step)
-
-
-def write_eval_summaries(writer, step: int, metrics: Mapping[str, float], names,
-                         panels) -> None:
-  """Eval scalars, and one image per eval image: its panels side by side."""
-  for key, value in metrics.items():
-    writer.scalar(f"eval/{key}", value, step)
-  for name, row in zip(names, panels):
-    writer.image(f"eval/{name}", np.concatenate(row, axis=1)[None], step)
-  writer.flush()
-
-
-def save_gallery(folder: str, names, contents, stylized) -> str:
-  """One PNG per eval image plus a grid (content | stylized per row)."""
-  os.makedirs(folder, exist_ok=True)
-  for name, out in zip(names, stylized):
-    image_io.save_png(out, os.path.join(folder, f"{name}.png"))
-  rows = [np.concatenate([c, s], axis=1) for c, s in zip(contents, stylized)]
-  width = max(r.shape[1] for r in rows)
-  rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=1.0)
-          for r in rows]
-  grid_path = os.path.join(folder, "grid.png")
-  image_io.save_png(np.concatenate(rows, axis=0), grid_path)
-  return grid_path
-
-
-def _write_json(path: str, data: Mapping[str, Any]) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(data, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
 def _quality(metrics: Mapping[str, float]) -> dict[str, float] | None:
   """The quality-report part of evaluation metrics (None for runs from before it)."""
   keys = [k for k in metrics if k == "ssim" or k.startswith("style_similarity")]
   return {k: metrics[k] for k in sorted(keys)} or None
 
 
-class EvalHistory:
-  """`eval_history.jsonl`: one line per periodic evaluation, with the training
-  seconds before it (compilation included, evaluations excluded), so quality
-  can be plotted against training time. A resumed run drops the lines after
-  its checkpoint and continues their clock.
-  """
-
-  def __init__(self, path: str, start_step: int):
-    self.path = path
-    kept = []
-    if os.path.exists(path):
-      with open(path) as f:
-        kept = [r for r in map(json.loads, filter(str.strip, f)) if r["step"] <= start_step]
-    self.offset = kept[-1]["train_seconds"] if kept else 0.0
-    if jax.process_index() == 0:
-      _write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-
-  def append(self, step: int, train_seconds: float, metrics: Mapping[str, float]) -> None:
-    record = dict(metrics, step=step, train_seconds=round(self.offset + train_seconds, 2))
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
-
-
-def _write_text(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
-def create_batches(data: ml_collections.ConfigDict, *, global_batch_size: int, seed: int,
-                   manager, start_step: int, item: str = checkpointing.DATA_ITEM):
-  """The input pipeline of a run starting at `start_step`, checkpointed as `item`.
-
-  The data state saved with the checkpoint wins over the position the step
-  implies (they differ only if the batch size changed); checkpoints from
-  before data states were saved resume by position. Either way nothing before
-  the position is read.
-  """
-  batches = input_pipeline.create_train_dataset(
-      data, global_batch_size=global_batch_size, seed=seed, start_step=start_step)
-  if start_step:
-    source = checkpointing.restore_data_iterator(manager, start_step, batches, item,
-                                                 any_process=True)
-    logging.info("%s stream resumed at element %d (%s)", item, input_pipeline.position(batches),
-                 source or f"step {start_step} x batch {global_batch_size}")
-  return batches
+# The trainers besides this module's own (style transfer): each a sibling
+# module with train_and_evaluate(config, workdir), imported when used.
+OTHER_TRAINERS = {"cyclegan": "jaxstyle.cyclegan"}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
@@ -531,9 +381,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   Raises:
     preemption.Preempted: after SIGTERM, once the checkpoint is written.
   """
-  if config.get("trainer", "style_transfer") == "cyclegan":
-    from jaxstyle import cyclegan  # pylint: disable=g-import-not-at-top
-    return cyclegan.train_and_evaluate(config, workdir)
+  trainer_name = checkpointing.trainer_of(config)
+  if trainer_name != "style_transfer":
+    module = importlib.import_module(OTHER_TRAINERS[trainer_name])
+    return module.train_and_evaluate(config, workdir)
   wall_start = time.time()
   is_chief = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
@@ -548,7 +399,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       data_items=(checkpointing.DATA_ITEM,))
   state = trainer.init_state()
   initial_path = os.path.join(workdir, "initial_eval.json")
-  eval_images = load_eval_images(config, trainer.model.size_multiple)
+  eval_images = run_lib.load_eval_images(config, trainer.model.size_multiple)
   names = [n for n, _ in eval_images]
   contents = [im for _, im in eval_images]
 
@@ -558,7 +409,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     logging.info("Resumed from step %d (%s)", int(state.step), meta.get("vgg"))
   start_step = int(state.step)
   # The workers start up while the initial evaluation runs.
-  batches = create_batches(config.data, global_batch_size=config.batch_size,
+  batches = run_lib.create_batches(config.data, global_batch_size=config.batch_size,
                            seed=config.seed, manager=manager, start_step=start_step)
   batches.start_prefetch()
   if resumed:
@@ -567,8 +418,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   else:
     initial, _ = trainer.evaluate(state.params, eval_images)
     if is_chief:
-      _write_json(initial_path, initial)
-  history = EvalHistory(os.path.join(workdir, "eval_history.jsonl"), start_step)
+      run_lib.write_json(initial_path, initial)
+  history = run_lib.EvalHistory(os.path.join(workdir, "eval_history.jsonl"), start_step)
   if start_step == 0 and is_chief:
     history.append(0, 0.0, initial)
 
@@ -579,7 +430,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   progress = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                        disable=not is_chief, desc="train", unit="step",
                        dynamic_ncols=True)
-  timer = StepTimer(start_step)
+  timer = run_lib.StepTimer(start_step)
   train_start, eval_seconds = time.time(), 0.0
   metrics = final = None
   watcher = preemption.PreemptionWatcher(manager)
@@ -604,15 +455,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                              style=f"{metrics['style_loss']:.4f}",
                              content=f"{metrics['content_loss']:.4f}")
         if writer is not None:
-          write_train_scalars(writer, step, metrics, learning_rate=trainer.schedule(step - 1),
-                              step_time=step_time, batch_size=config.batch_size)
+          run_lib.write_train_scalars(writer, step, metrics,
+                                      learning_rate=trainer.schedule(step - 1),
+                                      step_time=step_time, batch_size=config.batch_size)
       if step % config.image_every_steps == 0 or is_last:
         eval_start = time.time()
         eval_metrics, stylized = trainer.evaluate(state.params, eval_images)
         if is_chief:
           history.append(step, eval_start - train_start - eval_seconds, eval_metrics)
         if writer is not None:
-          write_eval_summaries(writer, step, eval_metrics, names, zip(contents, stylized))
+          run_lib.write_eval_summaries(writer, step, eval_metrics, names,
+                                       zip(contents, stylized))
         if is_last:
           final = eval_metrics
         timer.exclude(time.time() - eval_start)
@@ -635,7 +488,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if final is None:  # resumed at the last step: nothing was trained
     final, stylized = trainer.evaluate(state.params, eval_images)
   if is_chief:
-    grid = save_gallery(os.path.join(workdir, "gallery"), names, contents, stylized)
+    grid = run_lib.save_gallery(os.path.join(workdir, "gallery"), names, contents, stylized)
     summary = {
         "style_loss_initial": initial["style_loss"],
         "style_loss_final": final["style_loss"],
@@ -667,7 +520,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
     }
-    _write_json(os.path.join(workdir, "summary.json"), summary)
+    run_lib.write_json(os.path.join(workdir, "summary.json"), summary)
     logging.info("Wrote %s and %s", os.path.join(workdir, "summary.json"), grid)
     print(json.dumps(summary, indent=2))
   if writer is not None:

@@ -15,7 +15,7 @@ import pytest
 from configs import nst as nst_config
 from jaxstyle import images
 from jaxstyle import nst
-from jaxstyle import train
+from jaxstyle import run_lib
 from jaxstyle.models import vgg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,7 +34,7 @@ def content():
 
 @pytest.fixture(scope="module")
 def style():
-  return images.load_image(train.resolve_style_path("mosaic"), max_size=96)
+  return images.load_image(run_lib.resolve_style_path("mosaic"), max_size=96)
 
 
 def _config(**overrides):

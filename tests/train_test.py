@@ -249,6 +249,7 @@ def test_stylize_works_at_the_working_size_unless_told(single_device_run, tmp_pa
       cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert np.asarray(Image.open(tmp_path / "out" / "big_stylized.png")).shape == want
+  assert "could not be restored" not in proc.stderr  # the data items, unused here
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
@@ -262,9 +263,9 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
 
 
 def test_step_timer_skips_the_compiling_interval_and_excluded_time():
-  from jaxstyle import train  # pylint: disable=g-import-not-at-top
+  from jaxstyle import run_lib  # pylint: disable=g-import-not-at-top
   clock = iter([0.0, 10.0, 12.0, 17.0])      # the times StepTimer reads
-  timer = train.StepTimer(start_step=0, clock=lambda: next(clock))  # t=0
+  timer = run_lib.StepTimer(start_step=0, clock=lambda: next(clock))  # t=0
   assert timer.lap(5) == 2.0                 # t=10: 5 steps incl. compilation, not counted
   assert timer.mean is None
   assert timer.lap(10) == 0.4                # t=12: counted

@@ -52,6 +52,7 @@ from configs import default  # noqa: E402
 from configs import fullres  # noqa: E402
 from jaxstyle import flops  # noqa: E402
 from jaxstyle import models  # noqa: E402
+from jaxstyle import run_lib  # noqa: E402
 from jaxstyle import train  # noqa: E402
 from jaxstyle.models import half_precision  # noqa: E402
 
@@ -339,7 +340,7 @@ def train_run(config, steps, photos_path, out_dir, log_every=50):
   state = trainer.init_state()
   size = config.data.image_size
   photos = load_photos(photos_path, max(size, config.data.resize_min))
-  eval_images = train.load_eval_images(config, trainer.model.size_multiple)
+  eval_images = run_lib.load_eval_images(config, trainer.model.size_multiple)
   initial, _ = trainer.evaluate(state.params, eval_images)
   rng = np.random.default_rng(config.seed)
   curve, start, compile_s = [], time.perf_counter(), None
@@ -361,7 +362,7 @@ def train_run(config, steps, photos_path, out_dir, log_every=50):
   jax.block_until_ready(state)
   seconds = (time.perf_counter() - start) / max(steps - 1, 1)
   final, stylized = trainer.evaluate(state.params, eval_images)
-  grid = train.save_gallery(os.path.join(out_dir, "gallery"), [n for n, _ in eval_images],
+  grid = run_lib.save_gallery(os.path.join(out_dir, "gallery"), [n for n, _ in eval_images],
                             [im for _, im in eval_images], stylized)
   summary = {"steps": steps, "batch": config.batch_size, "size": size,
              "photos": len(photos), "compile_s": compile_s, "step_s": seconds,

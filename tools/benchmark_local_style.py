@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import default  # noqa: E402
 from jaxstyle import images as image_io  # noqa: E402
 from jaxstyle import models  # noqa: E402
+from jaxstyle import run_lib  # noqa: E402
 from jaxstyle import train  # noqa: E402
 from jaxstyle.models import vgg  # noqa: E402
 
@@ -50,8 +51,8 @@ def time_interleaved(fns, args, repeats):
 
 def square_style(size: int) -> np.ndarray:
   """The shipped 'mosaic' style, short side resized to `size`, center-cropped."""
-  image = train.resize_short_side(
-      image_io.load_image(train.resolve_style_path("mosaic")), size)
+  image = run_lib.resize_short_side(
+      image_io.load_image(run_lib.resolve_style_path("mosaic")), size)
   top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
   return image[top:top + size, left:left + size]
 

@@ -36,7 +36,7 @@ from jaxstyle import contact_sheet
 from jaxstyle import images as image_io
 from jaxstyle import metrics
 from jaxstyle import stylize
-from jaxstyle import train
+from jaxstyle import run_lib
 from jaxstyle.models import vgg
 # pylint: enable=wrong-import-position
 
@@ -82,11 +82,11 @@ def main():
   by_style = parse_outputs(args.output)
 
   loss_net = vgg.load_loss_network("vgg16", args.vgg_source)
-  content = train.resize_short_side(image_io.load_image(args.content), args.size)
+  content = run_lib.resize_short_side(image_io.load_image(args.content), args.size)
   results, sheet_rows = [], []
   for style_name, paths in by_style.items():
-    style = train.resize_short_side(
-        image_io.load_image(train.resolve_style_path(style_name)), metrics.STYLE_SIZE)
+    style = run_lib.resize_short_side(
+        image_io.load_image(run_lib.resolve_style_path(style_name)), metrics.STYLE_SIZE)
     row = [(style, f"style: {style_name}")]
     for label, image in [("content (unstylized)", content)] + [
         (p, stylized(p, content)) for p in paths]:

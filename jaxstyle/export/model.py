@@ -64,7 +64,7 @@ def _export_variant(model_config: ml_collections.ConfigDict) -> ml_collections.C
 
 def load(workdir: str, step: int | None = None) -> ExportModel:
   config = checkpointing.load_config(workdir)
-  if config.get("trainer", "style_transfer") != "style_transfer":
+  if checkpointing.trainer_of(config) != "style_transfer":
     raise ExportError(
         f"{workdir} is a {config.trainer} run; export supports the style-transfer "
         "networks (unet, transformer_net). Use `jaxstyle.stylize` for this model.")
