@@ -8,8 +8,7 @@ before its first conv. 240,979 parameters, 0.59 GMAC at 256² (3.6× the
 default's); under onnxruntime on 2 CPU cores a 1024² photo takes ~600 ms, and
 ~730 ms and 399 MB in a low-memory serving process (default network: ~100 ms;
 132 ms and 143 MB; docs/export.md). It keeps more of the photo's fine detail.
-900 steps, not the quickstart's 1200: each step costs ~1.3× the default's, so
-it takes about the same 15 minutes.
+900 steps; each costs ~1.3× a step of the default network.
 """
 
 from configs import quickstart

@@ -13,6 +13,7 @@ import pytest
 
 from configs import default
 from configs.ablations import paper
+from configs.ablations import quality
 from configs.ablations import tiny
 from jaxstyle import ablate
 
@@ -54,6 +55,20 @@ def test_shipped_ablation_builds_every_variant():
   for wanted in ("adam", "standard_conv", "no_augmentation", "no_style_perturbation",
                  "no_local_style_loss", "transformer_net", "patch2", "fp16_stability"):
     assert wanted in names
+
+
+def test_quality_ablation_builds_and_each_variant_changes_the_default():
+  """Every variant of configs/ablations/quality.py validates and differs from
+  the reference (a switch that already is the default would measure nothing)."""
+  built = dict(ablate.build_variants(quality.get_config()))
+  assert "default" in built and "previous_default" in built
+  reference = built["default"].to_dict()
+  for name, config in built.items():
+    if name != "default":
+      assert config.to_dict() != reference, name
+  previous = built["previous_default"]
+  assert (previous.style.size, previous.style.perturb.mode) == (160, "bank")
+  assert (previous.loss.local_style_weight, previous.loss.stability_weight) == (1.0, 0.1)
 
 
 def test_params_and_macs_of_the_default_and_the_papers_unet():

@@ -100,23 +100,24 @@ def test_two_processes_match_one_and_resume_on_one(tmp_path):
 
   # 2 processes x 2 devices == 1 process x 1 device, step by step, up to
   # float32 reduction order, whose differences grow with each step and
-  # depend on the images: 1.6e-6 at step 3 and 2.6e-5 at step 5 for the
-  # default network on the Grain pipeline's crops (6e-8 and 1.3e-5, later
-  # 5.9e-5, on the tf.data pipeline's); 3.9e-6 at step 5 without the local
-  # style loss, whose nearest-patch matches flip on such differences. A wrong
+  # depend on the images and the recipe: 2.4e-5 at step 3 with the default
+  # recipe since issue #14 (no perturbation bank, no local style loss);
+  # 1.6e-6 at step 3 and 2.6e-5 at step 5 with the previous one on the Grain
+  # pipeline's crops (6e-8 and 1.3e-5 on the tf.data pipeline's). A wrong
   # gradient average or data split is off by ~1e-2: the parameters move 4e-2
   # in these steps.
-  for step, tolerance in ((3, 1e-5), (STEPS, 2e-4)):
+  for step, tolerance in ((3, 1e-4), (STEPS, 5e-4)):
     assert _max_abs_diff(_params(single, step), _params(multi, step)) <= tolerance
 
   # The 2-process checkpoint of step 3 (with its data state, written by 2
   # processes) resumes in 1 process and continues with the same data: it
-  # ends as close to the single run as the 2-process run did (2.6e-5; the
+  # ends as close to the single run as the 2-process run did (1.4e-4 with the
+  # default recipe; the
   # step-3 difference grown), not ~1e-2 away as with other batches.
   for step in range(4, STEPS + 1):
     shutil.rmtree(checkpointing.checkpoint_dir(multi) + f"/{step}")
   _run_single(multi)
-  assert _max_abs_diff(_params(single, STEPS), _params(multi, STEPS)) <= 2e-4
+  assert _max_abs_diff(_params(single, STEPS), _params(multi, STEPS)) <= 5e-4
 
 
 def test_sigterm_to_one_process_checkpoints_both_at_the_same_step(tmp_path):

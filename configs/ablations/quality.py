@@ -6,11 +6,11 @@ r"""What makes the quickstart's pictures look like the style (issue #14's sweep)
 The reference is jaxstyle's default recipe on the quickstart data; every other
 variant changes one thing, most of them a term or setting of the previous
 default (the paper's recipe + the fp16 term, style image at 160 px), and
-`previous_default` is that recipe whole. About 90 minutes on 2 CPU cores. Style similarity (mean, relu3_3,
+`previous_default` is that recipe whole. Style similarity (mean, relu3_3,
 relu4_3) against the style image at 256 px and SSIM on amber at 512 px; ms is
-JAX at 1024². The budget is the first 600 steps of the quickstart's 1200, so
-the table ranks recipes early in training, as a 15-minute run sees them
-(docs/quality.md).
+JAX at 1024². The budget is 600 steps (the quickstart trains 800), so the
+table ranks recipes early in training, as a 15-minute run sees them
+(docs/quality.md). About 90 minutes on 2 CPU cores.
 """
 
 import ml_collections
@@ -37,10 +37,10 @@ def get_config():
       # The terms the default leaves out, one at a time.
       "local_style_loss": {"loss": {"local_style_weight": 1.0}},
       "style_perturbation": {"style": {"perturb": {"mode": "bank"}}},
-      "fp16_stability_0.1": {"loss": {"stability_weight": 0.1}},
+      "fp16_stability": {"loss": {"stability_weight": 0.1}},
       # A [1,2,1] blur folded into the 2×2-patch head (removes its 2-px grid).
       "head_blur": {"model": {"head_blur": True}},
-      "content_weight_0.3": {"loss": {"content_weight": 0.3}},
+      "content_weight_0_3": {"loss": {"content_weight": 0.3}},
       "relu4_3_weight_4": {"loss": {"style_layers": {
           "relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 4.0}}},
       "adam": {"optimizer": {"name": "adam", "learning_rate": 1e-3}},
