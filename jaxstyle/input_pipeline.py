@@ -245,6 +245,7 @@ class GlobalBatches(grain.DatasetIterator):
                shard: grain.sharding.ShardOptions, read_options: grain.ReadOptions,
                multiprocessing_options: grain.MultiprocessingOptions):
     super().__init__()
+    self._batches = None  # started on the first `next`; set first for close()
     if global_batch_size % shard.shard_count:
       raise ValueError(
           f"global_batch_size={global_batch_size} is not divisible by "
@@ -255,7 +256,6 @@ class GlobalBatches(grain.DatasetIterator):
     self._read_options = read_options
     self._multiprocessing_options = multiprocessing_options
     self._position = 0
-    self._batches = None  # started on the first `next`
 
   def _start(self) -> grain.DatasetIterator:
     local = self._global_batch_size // self._shard.shard_count
