@@ -553,12 +553,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
           run_lib.write_eval_summaries(writer, step, eval_metrics, names,
                                        zip(contents, fakes, recs))
         timer.exclude(time.time() - eval_start)
-      preempted = watcher.reached(step) and not is_last
-      checkpointing.save(manager, step, state, dict(meta, step=step),
-                         force=is_last or preempted, data=data)
-      if preempted:
-        manager.wait_until_finished()
-        raise preemption.Preempted(step, checkpointing.checkpoint_dir(workdir))
+      watcher.save(step, state, meta, is_last=is_last, data=data)
   finally:
     watcher.close()
     progress.close()

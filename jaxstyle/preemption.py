@@ -17,6 +17,8 @@ import threading
 from absl import logging
 import jax
 
+from jaxstyle import checkpointing
+
 # What a shell reports for a process killed by SIGTERM (128 + 15): schedulers
 # and scripts see an unfinished run, as they would without the checkpoint.
 EXIT_CODE = 128 + signal.SIGTERM
@@ -33,7 +35,8 @@ class Preempted(Exception):
 
 
 class PreemptionWatcher:
-  """`reached(step)`, called after every step, says when to save and stop.
+  """`save(step, ...)`, called after every step, checkpoints it when due and
+  stops the run (raises Preempted) at the step `reached` names.
 
   A single process's SIGTERM handler is installed here; `close` puts the
   previous one back.
@@ -67,3 +70,13 @@ class PreemptionWatcher:
     if self._synced:
       return self._manager.reached_preemption(step)
     return self._signal_received
+
+  def save(self, step: int, state, metadata: dict, *, is_last: bool, data: dict) -> None:
+    """checkpointing.save of `step` (forced at the last step and on preemption);
+    after SIGTERM, waits for the write and raises Preempted."""
+    preempted = self.reached(step) and not is_last
+    checkpointing.save(self._manager, step, state, dict(metadata, step=step),
+                       force=is_last or preempted, data=data)
+    if preempted:
+      self._manager.wait_until_finished()
+      raise Preempted(step, str(self._manager.directory))

@@ -470,13 +470,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           final = eval_metrics
         timer.exclude(time.time() - eval_start)
         eval_seconds += time.time() - eval_start
-      preempted = watcher.reached(step) and not is_last
-      checkpointing.save(manager, step, state, dict(meta, step=step),
-                         force=is_last or preempted,
-                         data={checkpointing.DATA_ITEM: batches})
-      if preempted:
-        manager.wait_until_finished()
-        raise preemption.Preempted(step, checkpointing.checkpoint_dir(workdir))
+      watcher.save(step, state, meta, is_last=is_last, data={checkpointing.DATA_ITEM: batches})
   finally:
     watcher.close()
     progress.close()
