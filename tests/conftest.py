@@ -8,13 +8,43 @@ PYTHONPATH.
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STYLES = os.path.join(REPO, "jaxstyle", "assets", "styles")
+
+
+class ProgressReader:
+  """A training process's stderr, collected in a thread: `wait(timeout)` returns
+  once its tqdm bar ("train: ... 5/30") shows `step` of `total` steps done,
+  so a test can signal it mid-run; `text()` is what it printed so far."""
+
+  def __init__(self, stream, total: int, step: int = 3):
+    self._chunks, self._reached = [], threading.Event()
+    raw = getattr(stream, "buffer", stream)  # a text stream's bytes: read1 does not block
+    self._thread = threading.Thread(target=self._read, args=(raw, total, step), daemon=True)
+    self._thread.start()
+
+  def _read(self, raw, total, step):
+    while chunk := raw.read1(1 << 16):
+      self._chunks.append(chunk.decode(errors="replace"))
+      done = re.findall(rf"(\d+)/{total} ", self.text()[-400:])
+      if done and int(done[-1]) >= step:
+        self._reached.set()
+
+  def wait(self, timeout: float) -> bool:
+    return self._reached.wait(timeout)
+
+  def join(self, timeout: float) -> None:
+    self._thread.join(timeout)
+
+  def text(self) -> str:
+    return "".join(self._chunks)
 
 
 def jaxstyle_command() -> str:

@@ -10,16 +10,15 @@ must agree with a single-process, single-device run to float tolerance.
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 
 import numpy as np
 
+from conftest import ProgressReader
 from jaxstyle import checkpointing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -126,18 +125,8 @@ def test_sigterm_to_one_process_checkpoints_both_at_the_same_step(tmp_path):
   state, and leave; a 1-process rerun resumes from it."""
   steps = 40
   procs = _start_two_processes(tmp_path, "--config.checkpoint_every_steps=1000", steps=steps)
-  stderr, progress = [], threading.Event()
-
-  def read_chief_stderr():  # tqdm's "train: ... 5/40" (process 0 shows it)
-    for line in iter(lambda: procs[0].stderr.read(256), ""):
-      stderr.append(line)
-      done = re.findall(rf"(\d+)/{steps} ", "".join(stderr)[-400:])
-      if done and int(done[-1]) >= 3:
-        progress.set()
-
-  reader = threading.Thread(target=read_chief_stderr, daemon=True)
-  reader.start()
-  assert progress.wait(timeout=400), "".join(stderr)[-3000:]
+  reader = ProgressReader(procs[0].stderr, steps)  # process 0 shows the progress bar
+  assert reader.wait(timeout=400), reader.text()[-3000:]
   procs[1].send_signal(signal.SIGTERM)
   procs[0].wait(timeout=300)
   reader.join(timeout=30)
@@ -149,7 +138,7 @@ def test_sigterm_to_one_process_checkpoints_both_at_the_same_step(tmp_path):
   states = [json.loads((data / f"process_{i}-of-2.json").read_text()) for i in range(2)]
   assert states == [{"global_next_index": last * 4}] * 2  # steps x global batch
   assert f"saved the checkpoint of step {last}" in signalled_stderr
-  assert f"saved the checkpoint of step {last}" in "".join(stderr)
+  assert f"saved the checkpoint of step {last}" in reader.text()
 
   proc = subprocess.run(_command(tmp_path, steps=last + 2), cwd=REPO, env=_env(1),
                         capture_output=True, text=True, timeout=600)

@@ -7,17 +7,16 @@ Each run is a subprocess, so it can have its own simulated device count
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 from PIL import Image
 import pytest
 
+from conftest import ProgressReader
 from jaxstyle import checkpointing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -157,22 +156,12 @@ def test_sigterm_checkpoints_after_the_step_and_the_rerun_resumes_exactly(tmp_pa
   preempted = tmp_path / "preempted"
   proc = subprocess.Popen(_command(preempted, *overrides), cwd=REPO, env=_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  stderr, progress = [], threading.Event()
-
-  def read_stderr():  # tqdm's "train:  17%|...| 5/30" tells how far training is
-    for chunk in iter(lambda: proc.stderr.read1(1 << 16), b""):
-      stderr.append(chunk.decode(errors="replace"))
-      done = re.findall(rf"(\d+)/{steps} ", "".join(stderr)[-400:])
-      if done and int(done[-1]) >= 3:
-        progress.set()
-
-  reader = threading.Thread(target=read_stderr, daemon=True)
-  reader.start()
-  assert progress.wait(timeout=300), "".join(stderr)[-3000:]
+  reader = ProgressReader(proc.stderr, steps)
+  assert reader.wait(timeout=300), reader.text()[-3000:]
   proc.send_signal(signal.SIGTERM)
-  assert proc.wait(timeout=120) == 143, "".join(stderr)[-3000:]
+  assert proc.wait(timeout=120) == 143, reader.text()[-3000:]
   reader.join(timeout=10)
-  log = "".join(stderr)
+  log = reader.text()
   # Orbax also saves the first step of a run; no other is due before 1000.
   last = checkpointing.create_manager(str(preempted), read_only=True).latest_step()
   assert 3 <= last < steps
