@@ -28,42 +28,49 @@ def gram_matrix(features: jax.Array) -> jax.Array:
   return jnp.einsum("bpc,bpd->bcd", flat, flat) / (h * w)
 
 
-def _relative_sq_error(x: jax.Array, target: jax.Array) -> jax.Array:
-  """Per-sample ||x - target||² / ||target||², averaged over the batch."""
+def relative_sq_error(x: jax.Array, target: jax.Array,
+                      per_example: bool = False) -> jax.Array:
+  """Per-sample ||x - target||² / ||target||², averaged over the batch (or (B,))."""
   axes = tuple(range(1, x.ndim))
   err = jnp.sum(jnp.square(x - target), axis=axes)
   norm = jnp.sum(jnp.square(target), axis=axes)
-  return jnp.mean(err / (norm + _EPS))
+  per_sample = err / (norm + _EPS)
+  return per_sample if per_example else jnp.mean(per_sample)
 
 
 def content_loss(features: Mapping[str, jax.Array],
                  targets: Mapping[str, jax.Array],
-                 layer_weights: Mapping[str, float]) -> jax.Array:
+                 layer_weights: Mapping[str, float],
+                 per_example: bool = False) -> jax.Array:
   """Weighted sum over layers of the relative feature reconstruction error."""
-  return sum(w * _relative_sq_error(features[name], targets[name])
+  return sum(w * relative_sq_error(features[name], targets[name], per_example)
              for name, w in layer_weights.items())
 
 
 def style_loss(features: Mapping[str, jax.Array],
                style_grams: Mapping[str, jax.Array],
-               layer_weights: Mapping[str, float]) -> dict[str, jax.Array]:
+               layer_weights: Mapping[str, float],
+               per_example: bool = False) -> dict[str, jax.Array]:
   """Relative Gram-matrix error per layer.
 
   `style_grams[name]` has shape (1, C, C) (one style image, broadcast over the
-  batch) or (B, C, C). Returns {layer: weighted loss}; sum the values for the total.
+  batch) or (B, C, C) (each example its own style). Returns {layer: weighted
+  loss}, each a scalar or, with `per_example`, (B,); sum the values for the total.
   """
   out = {}
   for name, w in layer_weights.items():
     g = gram_matrix(features[name])
     target = jnp.broadcast_to(style_grams[name], g.shape)
-    out[name] = w * _relative_sq_error(g, target)
+    out[name] = w * relative_sq_error(g, target, per_example)
   return out
 
 
-def total_variation(images: jax.Array) -> jax.Array:
+def total_variation(images: jax.Array, per_example: bool = False) -> jax.Array:
   """Mean squared difference between neighbouring pixels (images in [0, 1])."""
   dy = images[:, 1:, :, :] - images[:, :-1, :, :]
   dx = images[:, :, 1:, :] - images[:, :, :-1, :]
+  if per_example:
+    return jnp.mean(jnp.square(dy), axis=(1, 2, 3)) + jnp.mean(jnp.square(dx), axis=(1, 2, 3))
   return jnp.mean(jnp.square(dy)) + jnp.mean(jnp.square(dx))
 
 

@@ -258,8 +258,8 @@ def test_create_model_builds_transformer_net_and_names_foreign_keys():
   # changed model.name must fail naming them.
   unet_keys = dict(default.get_config().model)
   with pytest.raises(ValueError, match=r"unknown keys \['conv_before_upsample', "
-                     r"'depthwise_impl', 'first_skip_level', 'head_blur', 'patch_size', 'separable', "
-                     r"'skips'\] "
+                     r"'depthwise_impl', 'first_skip_level', 'head_blur', 'num_styles', 'patch_size', "
+                     r"'separable', 'skips', 'strength_control'\] "
                      r"for model "
                      r"'transformer_net'"):
     models.create_model(ml_collections.ConfigDict(dict(unet_keys, name="transformer_net")))

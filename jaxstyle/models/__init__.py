@@ -3,6 +3,7 @@
 import dataclasses
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from jaxstyle.models.cyclegan import ResnetGenerator
@@ -32,3 +33,12 @@ def create_model(model_config: ml_collections.ConfigDict) -> nn.Module:
   if "features" in kwargs:
     kwargs["features"] = tuple(kwargs["features"])
   return cls(**kwargs)
+
+
+def init_inputs(model: nn.Module, size: int = 64) -> tuple:
+  """What `model.init(rng, *inputs)` takes: a zero image batch, and a zero
+  condition for a network with several instance-norm rows (multi-style)."""
+  size = max(size, getattr(model, "size_multiple", 1))
+  images = jnp.zeros((1, size, size, 3))
+  k = getattr(model, "num_conditions", 1)
+  return (images,) if k == 1 else (images, jnp.zeros((1, k)))

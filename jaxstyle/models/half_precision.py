@@ -36,11 +36,13 @@ def round_to_fp16(tree: Any) -> Any:
   return jax.tree.map(round_leaf, tree)
 
 
-def apply_fp16(model: nn.Module, params: Any, images: jax.Array) -> jax.Array:
+def apply_fp16(model: nn.Module, params: Any, images: jax.Array,
+               condition: jax.Array | None = None) -> jax.Array:
   """`model.apply` with weights, input, every submodule output and the result
-  rounded to float16."""
+  rounded to float16 (and the condition of a multi-style network, if any)."""
   def round_outputs(next_fun, args, kwargs, context):
     return round_to_fp16(next_fun(*args, **kwargs))
+  extra = () if condition is None else (round_to_fp16(condition),)
   with nn.intercept_methods(round_outputs):
-    out = model.apply({"params": round_to_fp16(params)}, round_to_fp16(images))
+    out = model.apply({"params": round_to_fp16(params)}, round_to_fp16(images), *extra)
   return round_to_fp16(out)

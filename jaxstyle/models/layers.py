@@ -79,17 +79,38 @@ class InstanceNorm(nn.Module):
 
   Written as mean / mean-of-squared-deviations (not sum / count) so that it stays
   finite in half precision on large images.
+
+  With `num_conditions` K > 1 it is conditional instance normalization
+  (Dumoulin et al. 2017): K rows of scale and bias, and each sample's affine is
+  its `condition` weights (B, K) times them, so a one-hot condition selects a
+  row and other weights blend rows. K = 1 has today's (C,) parameters.
   """
   epsilon: float = 1e-5
+  num_conditions: int = 1
+  # Each mean over H, W as two one-axis means (the SavedModel export's form,
+  # jaxstyle/export/tf_export.py); the same function.
+  two_stage_mean: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> jax.Array:
     features = x.shape[-1]
-    scale = self.param("scale", nn.initializers.ones, (features,))
-    bias = self.param("bias", nn.initializers.zeros, (features,))
-    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    shape = (features,) if self.num_conditions == 1 else (self.num_conditions, features)
+    scale = self.param("scale", nn.initializers.ones, shape)
+    bias = self.param("bias", nn.initializers.zeros, shape)
+    if self.num_conditions > 1:
+      if condition is None or condition.shape[-1] != self.num_conditions:
+        got = None if condition is None else condition.shape
+        raise ValueError(f"{self.name}: a condition of shape (batch, {self.num_conditions}) "
+                         f"is needed, got {got}")
+      scale = (condition @ scale)[:, None, None, :]
+      bias = (condition @ bias)[:, None, None, :]
+    if self.two_stage_mean:
+      mean_hw = lambda v: jnp.mean(jnp.mean(v, axis=1, keepdims=True), axis=2, keepdims=True)
+    else:
+      mean_hw = lambda v: jnp.mean(v, axis=(1, 2), keepdims=True)
+    mean = mean_hw(x)
     centered = x - mean
-    var = jnp.mean(jnp.square(centered), axis=(1, 2), keepdims=True)
+    var = mean_hw(jnp.square(centered))
     return centered * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
@@ -291,14 +312,15 @@ class ConvNormAct(nn.Module):
   kernel_size: int = 3
   activation: Callable[[jax.Array], jax.Array] | None = nn.relu
   depthwise_impl: str = "auto"
+  num_conditions: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> jax.Array:
     if self.separable:
       conv = SeparableConv(self.features, self.kernel_size, self.strides,
                            use_bias=False, depthwise_impl=self.depthwise_impl, name="conv")
     else:
       conv = Conv(self.features, self.kernel_size, self.strides, use_bias=False, name="conv")
     x = conv(x)
-    x = InstanceNorm(name="norm")(x)
+    x = InstanceNorm(num_conditions=self.num_conditions, name="norm")(x, condition)
     return self.activation(x) if self.activation is not None else x

@@ -34,6 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxstyle.models import conditioning
 from jaxstyle.models import layers
 
 
@@ -42,9 +43,9 @@ class ResidualBlock(nn.Module):
   conv: type[nn.Module] = layers.ConvNormAct
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    y = self.conv(self.features, name="conv1")(x)
-    y = self.conv(self.features, activation=None, name="conv2")(y)
+  def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+    y = self.conv(self.features, name="conv1")(x, condition)
+    y = self.conv(self.features, activation=None, name="conv2")(y, condition)
     return x + y
 
 
@@ -73,6 +74,13 @@ class UNet(nn.Module):
     head_blur: with patch_size > 1, a fixed [1, 2, 1] / 4 blur after the head
       (`layers.UpsampleConv(blur=True)`, folded into its kernels: free at run
       time), so the network cannot paint a grid at the patch period.
+    num_styles: styles trained into the one network: every instance norm of
+      the body and decoder has a row of scale and bias per style (conditional
+      instance norm); convolutions and the encoder are shared. 1 (and no strength control) is the plain
+      single-style network, parameters and all.
+    strength_control: one more norm row, the identity, trained to reproduce
+      the photo; blending it with the style rows sets the strength at
+      inference (`conditioning.condition_vector`).
   """
   features: Sequence[int] = (16, 32, 64, 128)
   num_res_blocks: int = 5
@@ -83,6 +91,13 @@ class UNet(nn.Module):
   conv_before_upsample: bool = False
   first_skip_level: int = 0
   head_blur: bool = False
+  num_styles: int = 1
+  strength_control: bool = False
+
+  @property
+  def num_conditions(self) -> int:
+    """Rows of every instance norm's affine; > 1 makes `condition` required."""
+    return conditioning.num_conditions(self.num_styles, self.strength_control)
 
   @property
   def size_multiple(self) -> int:
@@ -90,9 +105,20 @@ class UNet(nn.Module):
     return self.patch_size * 2 ** (len(self.features) - 1)
 
   @nn.compact
-  def __call__(self, images: jax.Array) -> jax.Array:
+  def __call__(self, images: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+    """images (B, H, W, 3) in [0, 1]; condition (B, num_conditions) norm-row
+    weights (`conditioning`), only for a network with more than one row."""
+    k = self.num_conditions
+    if k == 1 and condition is not None:
+      raise ValueError("this network has one style and no strength control: "
+                       "it takes no condition")
+    # The encoder describes the photo and is shared by every condition; the
+    # body and decoder, where the style is painted, have a norm row per
+    # condition (with the encoder's norms conditioned too, 4 styles and
+    # strength control would add 6.5% parameters instead of 5.0%).
     conv = functools.partial(layers.ConvNormAct, separable=self.separable,
                              depthwise_impl=self.depthwise_impl)
+    styled_conv = functools.partial(conv, num_conditions=k)
     x = images
     if self.patch_size > 1:
       x = layers.space_to_depth(x, self.patch_size)
@@ -103,17 +129,18 @@ class UNet(nn.Module):
       x = conv(width, strides=2, name=f"down{level}_a")(x)
       x = conv(width, name=f"down{level}_b")(x)
       encoded.append(x)
+    conv = styled_conv
     for i in range(self.num_res_blocks):
-      x = ResidualBlock(self.features[-1], conv, name=f"res{i}")(x)
+      x = ResidualBlock(self.features[-1], conv, name=f"res{i}")(x, condition)
     for level in range(len(self.features) - 1, 0, -1):
       width = self.features[level - 1]
       if self.conv_before_upsample:
-        x = layers.upsample_nearest(conv(width, name=f"up{level}_a")(x))
+        x = layers.upsample_nearest(conv(width, name=f"up{level}_a")(x, condition))
       else:
-        x = conv(width, name=f"up{level}_a")(layers.upsample_nearest(x))
+        x = conv(width, name=f"up{level}_a")(layers.upsample_nearest(x), condition)
       if self.skips and level - 1 >= self.first_skip_level:
         x = jnp.concatenate([x, encoded[level - 1]], axis=-1)
-      x = conv(width, name=f"up{level}_b")(x)
+      x = conv(width, name=f"up{level}_b")(x, condition)
     if self.patch_size > 1:
       x = layers.UpsampleConv(3, self.patch_size, blur=self.head_blur, name="head")(x)
     else:
