@@ -20,32 +20,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle import checkpointing
+from jaxstyle import colors
 from jaxstyle import images
-from jaxstyle import models
+from jaxstyle import trained_model
 
 
-def load_stylizer(workdir: str, step: int | None = None):
+def load_stylizer(workdir: str, step: int | None = None, *, style_weights=None,
+                  strength: float | None = None, preserve_colors: bool = False):
   """Returns (apply_fn for one HxWx3 image in [0,1], size multiple, metadata).
 
-  `metadata` is the checkpoint's, with 'step' and 'num_params' (of the network
-  that stylizes). A CycleGAN workdir (config.trainer='cyclegan') stylizes with
-  its G_AB (content → painting), mapped from and back to [0, 1].
+  `metadata` is the checkpoint's, with 'step', 'num_params' (of the network
+  that stylizes) and 'styles'. `style_weights` ('mosaic=0.7,candy=0.3', a
+  style name, a mapping or a vector) and `strength` (0: the photo … 1: the
+  full style) choose the condition of a multi-style / strength-controlled
+  network (`jaxstyle.trained_model.TrainedModel.condition`);
+  `preserve_colors` keeps the photo's colours (`jaxstyle.colors`). A CycleGAN
+  workdir stylizes with its G_AB.
   """
-  config = checkpointing.load_config(workdir)
-  if checkpointing.trainer_of(config) == "cyclegan":
-    from jaxstyle import cyclegan  # pylint: disable=g-import-not-at-top
-    model, params, meta = cyclegan.load_generator(workdir, step)
-    forward = lambda p, x: cyclegan.to_unit(
-        model.apply({"params": p}, cyclegan.to_signed(x)[None])[0])
-  else:
-    model = models.create_model(config.model)
-    abstract = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
-    params, meta = checkpointing.load_params(workdir, abstract["params"], step)
-    forward = lambda p, x: model.apply({"params": p}, x[None])[0]
-  meta = dict(meta, num_params=int(sum(np.prod(x.shape) for x in jax.tree.leaves(params))))
+  trained = trained_model.load(workdir, step)
+  condition = trained.condition(style_weights, strength)
+  meta = dict(trained.metadata, num_params=trained.num_params, styles=trained.style_names)
+
+  def forward(params, image):
+    out = trained.forward(params, image[None], condition)[0]
+    return colors.preserve_colors(out, image) if preserve_colors else out
+
   apply = jax.jit(forward)
-  return (lambda image: np.asarray(apply(params, jnp.asarray(image, jnp.float32))),
-          model.size_multiple, meta)
+  return (lambda image: np.asarray(apply(trained.params, jnp.asarray(image, jnp.float32))),
+          trained.size_multiple, meta)
 
 
 def define_flags() -> None:
@@ -58,6 +60,13 @@ def define_flags() -> None:
       "Working size: downscale inputs so the long side is at most this many pixels "
       "(strokes have a fixed size in pixels: smaller = bolder strokes); 0 = full resolution.")
   flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+  flags.DEFINE_string(
+      "style_weights", None, "For a multi-style model: a style name, or a blend "
+      "such as mosaic=0.7,candy=0.3 (weights >= 0, normalised).")
+  flags.DEFINE_float("strength", None, "0 (the photo) … 1 (the full style, default); "
+                     "needs a model trained with config.model.strength_control.")
+  flags.DEFINE_bool("preserve_colors", False, "Keep the photo's colours: only the "
+                    "stylized luminance is used.")
   flags.mark_flags_as_required(["workdir", "input", "output"])
 
 
@@ -65,7 +74,12 @@ def main(argv):
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   checkpointing.quiet_library_logs()
   inputs = list(FLAGS.input) + list(argv[1:])
-  apply_fn, multiple, meta = load_stylizer(FLAGS.workdir, FLAGS.step)
+  try:
+    apply_fn, multiple, meta = load_stylizer(
+        FLAGS.workdir, FLAGS.step, style_weights=FLAGS.style_weights,
+        strength=FLAGS.strength, preserve_colors=FLAGS.preserve_colors)
+  except ValueError as e:
+    sys.exit(f"jaxstyle: {e}")
   logging.info("Loaded step %s of %s", meta.get("step"), FLAGS.workdir)
   written, failures = images.stylize_files(inputs, FLAGS.output, apply_fn,
                                            multiple=multiple, max_size=FLAGS.max_size or None)

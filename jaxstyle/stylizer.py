@@ -3,6 +3,8 @@
   stylizer = jaxstyle.Stylizer.from_workdir("runs/quickstart")  # JAX, latest checkpoint
   stylizer = jaxstyle.Stylizer.from_onnx("export/mosaic.onnx")  # onnxruntime; no JAX
   out = stylizer(Image.open("photo.jpg"), max_size=1024)
+  out = stylizer("photo.jpg", style_weights="mosaic=0.7,candy=0.3", strength=0.6,
+                 preserve_colors=True)   # a multi-style, strength-controlled model
 
 An image is a PIL image, a numpy array (HxWx3, uint8 or float in [0, 1]) or
 a path; the result is of the same kind (a PIL image for a path), and a list
@@ -21,7 +23,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from jaxstyle import colors
 from jaxstyle import images
+from jaxstyle import style_controls
 
 ImageLike = Image.Image | np.ndarray | str | os.PathLike
 
@@ -30,21 +34,37 @@ class Stylizer:
   """Stylizes images with one trained network.
 
   `apply_fn` maps one float32 HxWx3 image in [0, 1], sides multiples of
-  `size_multiple`, to its stylized image of the same shape and range.
+  `size_multiple`, to its stylized image of the same shape and range. For a
+  network with several styles or strength control it also takes the keyword
+  arguments `style_weights` (a normalised vector over `styles`, or None) and
+  `strength` (a float, or None for 1).
   """
 
-  def __init__(self, apply_fn: Callable[[np.ndarray], np.ndarray], size_multiple: int = 1,
-               metadata: Mapping[str, Any] | None = None):
+  def __init__(self, apply_fn: Callable[..., np.ndarray], size_multiple: int = 1,
+               metadata: Mapping[str, Any] | None = None, *,
+               styles: Sequence[str] = (), strength_control: bool = False):
     self._apply = apply_fn
     self.size_multiple = int(size_multiple)
     self.metadata = dict(metadata or {})
+    self.styles = list(styles)
+    self.strength_control = bool(strength_control)
 
   @classmethod
   def from_workdir(cls, workdir: str | os.PathLike, step: int | None = None) -> Stylizer:
     """The checkpoint at `step` (default: the latest) of a training workdir, run by JAX."""
-    from jaxstyle import stylize  # pylint: disable=g-import-not-at-top  (imports JAX)
-    apply_fn, multiple, metadata = stylize.load_stylizer(os.fspath(workdir), step)
-    return cls(apply_fn, multiple, metadata)
+    # pylint: disable=g-import-not-at-top  (JAX only when asked for)
+    import jax
+    from jaxstyle import trained_model
+    trained = trained_model.load(os.fspath(workdir), step)
+    forward = jax.jit(lambda p, x, c: trained.forward(p, x[None], c)[0])
+    metadata = dict(trained.metadata, num_params=trained.num_params)
+
+    def apply(image, style_weights=None, strength=None):
+      condition = trained.condition(style_weights, strength)
+      return np.asarray(forward(trained.params, image, condition))
+
+    return cls(apply, trained.size_multiple, metadata, styles=trained.style_names,
+               strength_control=trained.strength_control)
 
   @classmethod
   def from_onnx(cls, path: str | os.PathLike, threads: int | None = None,
@@ -59,25 +79,52 @@ class Stylizer:
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     shape = session.get_inputs()[0].shape
     io = "nchw" if len(shape) == 4 and shape[1] == 3 else "nhwc"
-    return cls(lambda image: onnx_inference.run(session, image[None], io)[0],
-               int(metadata.get("size_multiple", 1)), metadata)
+    inputs = {i.name for i in session.get_inputs()}
+
+    def apply(image, style_weights=None, strength=None):
+      controls = {}
+      if "style_weights" in inputs:
+        controls["style_weights"] = np.ones(1, np.float32) if style_weights is None else style_weights
+      if "strength" in inputs:
+        controls["strength"] = np.array([1.0 if strength is None else strength], np.float32)
+      return onnx_inference.run(session, image[None], io, controls)[0]
+
+    styles = [s for s in metadata.get("styles", "").split(",") if s]
+    return cls(apply, int(metadata.get("size_multiple", 1)), metadata, styles=styles,
+               strength_control="strength" in inputs)
 
   def __call__(self, image: ImageLike | Sequence[ImageLike],
-               max_size: int | None = images.DEFAULT_MAX_SIZE) -> Any:
+               max_size: int | None = images.DEFAULT_MAX_SIZE, *,
+               style_weights: str | Mapping[str, float] | Sequence[float] | None = None,
+               strength: float | None = None, preserve_colors: bool = False) -> Any:
     """Stylizes `image` (or each of a list), shrunk first so its long side is at most
     `max_size` pixels (never enlarged; None: full resolution). The strokes have a
-    fixed size in pixels, so a smaller working size gives bolder strokes."""
+    fixed size in pixels, so a smaller working size gives bolder strokes.
+
+    A multi-style model needs `style_weights`: a style name, 'mosaic=0.7,candy=0.3',
+    a mapping or a vector over `self.styles` (normalised). `strength` 0…1 goes
+    from the photo to the full style (models trained with strength control).
+    `preserve_colors` keeps the photo's colours (`jaxstyle.colors`).
+    """
     if max_size is not None and max_size < 1:
       raise ValueError(f"max_size must be >= 1, got {max_size}")
+    controls = {}
+    if self.styles and (len(self.styles) > 1 or style_weights is not None):
+      controls["style_weights"] = style_controls.parse_style_weights(style_weights, self.styles)
+    strength = style_controls.check_strength(strength, self.strength_control)
+    if strength is not None:
+      controls["strength"] = strength
+    run = lambda item, name: self._one(item, max_size, name, controls, preserve_colors)
     if isinstance(image, (list, tuple)):
-      return [self._one(item, max_size, f"images[{i}]") for i, item in enumerate(image)]
-    return self._one(image, max_size, "image")
+      return [run(item, f"images[{i}]") for i, item in enumerate(image)]
+    return run(image, "image")
 
   def __repr__(self) -> str:
     step = self.metadata.get("step", self.metadata.get("training_step"))
     return f"Stylizer(step={step}, size_multiple={self.size_multiple})"
 
-  def _one(self, image: ImageLike, max_size: int | None, name: str) -> Any:
+  def _one(self, image: ImageLike, max_size: int | None, name: str,
+           controls: Mapping[str, Any], preserve_colors: bool) -> Any:
     if isinstance(image, (str, os.PathLike)):
       pixels, restore = images.load_image(image, max_size), _to_pil
     else:
@@ -93,11 +140,14 @@ class Stylizer:
       if max_size is not None:
         pixels = images.shrink(pixels, max_size)
     padded, (h, w) = images.pad_to_multiple(pixels, self.size_multiple)
-    out = np.asarray(self._apply(padded), np.float32)
+    out = np.asarray(self._apply(padded, **controls), np.float32)
     if out.shape != padded.shape:
       raise ValueError(f"{name}: the model returned shape {out.shape} for input of "
                        f"shape {padded.shape}")
-    return restore(np.clip(out[:h, :w], 0.0, 1.0))
+    out = np.clip(out[:h, :w], 0.0, 1.0)
+    if preserve_colors:
+      out = colors.preserve_colors(out, pixels)
+    return restore(out)
 
 
 def _to_pil(pixels: np.ndarray) -> Image.Image:
