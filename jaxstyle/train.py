@@ -35,6 +35,7 @@ import optax
 import tqdm
 
 from jaxstyle import checkpointing
+from jaxstyle import control_strips
 from jaxstyle import distributed
 from jaxstyle import images as image_io
 from jaxstyle import data_config
@@ -43,8 +44,10 @@ from jaxstyle import metrics as quality_metrics
 from jaxstyle import models
 from jaxstyle import preemption
 from jaxstyle import run_lib
+from jaxstyle import style_controls
 from jaxstyle import style_perturbation
 from jaxstyle import summary_writer
+from jaxstyle.models import conditioning
 from jaxstyle.models import half_precision
 from jaxstyle.models import vgg
 
@@ -115,6 +118,22 @@ def style_targets(loss_net, style_images, loss_cfg) -> dict[str, Any]:
 # The loss and the step.
 
 
+def apply_model(model, params, images, condition=None) -> jax.Array:
+  """`model.apply`; a condition (B, K) only for networks with several norm rows."""
+  if condition is None:
+    return model.apply({"params": params}, images)
+  return model.apply({"params": params}, images, condition)
+
+
+def _stylize(model, params, batch, loss_cfg, noise_key, condition=None):
+  """(stylized batch, stability gain or None) as config.loss asks."""
+  if not loss_cfg.get("stability_weight", 0.0):
+    return apply_model(model, params, batch, condition), None
+  return stability_gain(
+      model, params, batch, loss_cfg.get("stability_perturbation", "input_noise"),
+      loss_cfg.get("stability_noise_std", EVAL_NOISE_STD), noise_key, condition)
+
+
 def compute_losses(params, batch, targets, loss_net, noise_key=None, *, model,
                    loss_cfg) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Total loss and its terms for a batch of content images in [0, 1].
@@ -122,21 +141,71 @@ def compute_losses(params, batch, targets, loss_net, noise_key=None, *, model,
   With `loss_cfg.stability_weight` > 0 the network also runs on a perturbed
   copy of the batch (`stability_gain`); input noise comes from `noise_key`.
   """
-  weight = loss_cfg.get("stability_weight", 0.0)
-  if not weight:
-    stylized = model.apply({"params": params}, batch)
-    return perceptual_losses(stylized, batch, targets, loss_net, loss_cfg)
-  stylized, gain = stability_gain(
-      model, params, batch, loss_cfg.get("stability_perturbation", "input_noise"),
-      loss_cfg.get("stability_noise_std", EVAL_NOISE_STD), noise_key)
+  stylized, gain = _stylize(model, params, batch, loss_cfg, noise_key)
   total, metrics = perceptual_losses(stylized, batch, targets, loss_net, loss_cfg)
+  if gain is None:
+    return total, metrics
   metrics["stability_loss"] = gain
-  metrics["loss"] = total + weight * gain
+  metrics["loss"] = total + loss_cfg.stability_weight * gain
   return metrics["loss"], metrics
 
 
+def training_conditions(key: jax.Array, batch_size: int, num_conditions: int) -> jax.Array:
+  """The condition index of each example of a batch: consecutive indices from
+  a random start, so every condition gets ⌊B/K⌋ or ⌈B/K⌉ examples per batch
+  and each its share over the run; fixed by the step's key (resumes agree)."""
+  start = jax.random.randint(jax.random.fold_in(key, 1), (), 0, num_conditions)
+  return (start + jnp.arange(batch_size)) % num_conditions
+
+
+def conditional_losses(params, batch, targets, loss_net, step_key, *, model,
+                       loss_cfg) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The loss of a multi-style / strength-controlled network (`model.num_conditions`
+  > 1) on a batch in which each example has its own condition
+  (`training_conditions`).
+
+  An example of style i is judged against style i's Grams (`targets['grams']`
+  stacked (N, C, C)) as in `perceptual_losses`; an identity example (strength
+  0) by its content loss and config.loss.identity_weight times its relative
+  pixel error to the photo, and no style or TV term. The terms in `metrics`
+  are averages over the examples they apply to.
+  """
+  num_styles, k = model.num_styles, model.num_conditions
+  ids = training_conditions(step_key, batch.shape[0], k)
+  stylized, gain = _stylize(model, params, batch, loss_cfg, step_key, jax.nn.one_hot(ids, k))
+  style_layers, content_layers = style_and_content_layers(loss_cfg)
+  feats = loss_net.features(stylized, sorted(set(style_layers) | set(content_layers)))
+  content_targets = jax.lax.stop_gradient(loss_net.features(batch, list(content_layers)))
+  content = losses.content_loss(feats, content_targets, content_layers, per_example=True)
+  style_ids = jnp.minimum(ids, num_styles - 1)
+  grams = {name: g[style_ids] for name, g in targets["grams"].items()}
+  style_terms = losses.style_loss(feats, grams, style_layers, per_example=True)
+  style = sum(style_terms.values())
+  tv = losses.total_variation(stylized, per_example=True)
+  identity = losses.relative_sq_error(stylized, batch, per_example=True)
+  is_style = (ids < num_styles).astype(jnp.float32)
+  per_example = (loss_cfg.content_weight * content
+                 + is_style * (loss_cfg.style_weight * style + loss_cfg.tv_weight * tv)
+                 + (1 - is_style) * loss_cfg.get("identity_weight", 0.0) * identity)
+  total = jnp.mean(per_example)
+
+  def mean_over(values, mask):
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+  metrics = {"content_loss": jnp.mean(content), "style_loss": mean_over(style, is_style),
+             "tv_loss": mean_over(tv, is_style)}
+  metrics.update({f"style_loss/{n}": mean_over(v, is_style) for n, v in style_terms.items()})
+  if model.strength_control:
+    metrics["identity_loss"] = mean_over(identity, 1 - is_style)
+  if gain is not None:
+    metrics["stability_loss"] = gain
+    total = total + loss_cfg.stability_weight * gain
+  metrics["loss"] = total
+  return total, metrics
+
+
 def stability_gain(model, params, batch, perturbation: str, noise_std: float,
-                   noise_key) -> tuple[jax.Array, jax.Array]:
+                   noise_key, condition=None) -> tuple[jax.Array, jax.Array]:
   """(stylized batch, squared gain from a perturbation to the output).
 
   'input_noise': Gaussian noise of `noise_std` on the input (Gupta et al. 2017:
@@ -145,15 +214,16 @@ def stability_gain(model, params, batch, perturbation: str, noise_std: float,
   float16's unit roundoff.
   """
   if perturbation == "fp16":
-    stylized = model.apply({"params": params}, batch)
-    perturbed = half_precision.apply_fp16(model, params, batch)
+    stylized = apply_model(model, params, batch, condition)
+    perturbed = half_precision.apply_fp16(model, params, batch, condition)
     return stylized, losses.output_gain(stylized, perturbed, half_precision.UNIT_ROUNDOFF)
   if noise_key is None:
     raise ValueError("config.loss.stability_perturbation='input_noise' needs a noise key")
   noisy = batch + noise_std * jax.random.normal(noise_key, batch.shape, batch.dtype)
   # One forward pass over both: twice the batch.
+  both = None if condition is None else jnp.concatenate([condition, condition])
   stylized, perturbed = jnp.split(
-      model.apply({"params": params}, jnp.concatenate([batch, noisy])), 2)
+      apply_model(model, params, jnp.concatenate([batch, noisy]), both), 2)
   return stylized, losses.output_gain(stylized, perturbed, noise_std)
 
 
@@ -234,18 +304,27 @@ class Trainer:
         config.vgg.arch, config.vgg.source, config.vgg.path or None), self.replicated)
     self.tx, self.schedule = create_optimizer(config.optimizer, config.num_train_steps)
 
-    self.style_path = run_lib.resolve_style_path(config.style.image)
-    style_full = image_io.load_image(self.style_path)
-    self.style_image = run_lib.resize_short_side(style_full, config.style.size)
-    # The style image of the quality metrics (docs' protocol), whatever the
+    # The styles of the run: config.style.images (a multi-style network, its
+    # condition i is style i) or the one config.style.image.
+    self.style_paths = [run_lib.resolve_style_path(s)
+                        for s in style_controls.style_sources(config.style)]
+    self.style_names = [style_controls.style_name(p) for p in self.style_paths]
+    styles_full = [image_io.load_image(p) for p in self.style_paths]
+    self.style_images = [run_lib.resize_short_side(im, config.style.size) for im in styles_full]
+    self.style_path, self.style_image = self.style_paths[0], self.style_images[0]
+    # The style images of the quality metrics (docs' protocol), whatever the
     # training size: runs with different config.style.size stay comparable.
-    self.metric_style_image = run_lib.resize_short_side(style_full,
-                                                        quality_metrics.STYLE_SIZE)
-    # Targets of the unperturbed style image: for evaluation, and for
-    # training when perturbation is off.
+    self.metric_style_images = [run_lib.resize_short_side(im, quality_metrics.STYLE_SIZE)
+                                for im in styles_full]
+    self.num_conditions = getattr(self.model, "num_conditions", 1)
+    # Targets of the unperturbed style images, stacked on the leading axis:
+    # for evaluation, and for training when perturbation is off.
     target_fn = functools.partial(style_targets, loss_cfg=config.loss)
+    jitted_targets = jax.jit(target_fn)
+    per_style = [jitted_targets(self.loss_net, im[None]) for im in self.style_images]
     self.style_targets = jax.device_put(
-        jax.jit(target_fn)(self.loss_net, self.style_image[None]), self.replicated)
+        per_style[0] if len(per_style) == 1 else
+        jax.tree.map(lambda *t: jnp.concatenate(t), *per_style), self.replicated)
     # Style perturbation: the step's targets are drawn from a bank built
     # once ('bank'), or computed in the step from a perturbed copy of the
     # image ('per_step'); 'none' uses the fixed targets.
@@ -266,7 +345,8 @@ class Trainer:
           precomputed=precomputed)
 
     loss_fn = functools.partial(
-        compute_losses, model=self.model, loss_cfg=config.loss)
+        conditional_losses if self.num_conditions > 1 else compute_losses,
+        model=self.model, loss_cfg=config.loss)
     self.train_step = jax.jit(
         functools.partial(train_step, loss_fn=loss_fn, targets_fn=targets_fn,
                           seed=config.seed),
@@ -280,17 +360,18 @@ class Trainer:
     size = self.config.data.image_size
     init = lambda rng: TrainState.create(
         apply_fn=self.model.apply, tx=self.tx,
-        params=self.model.init(rng, jnp.zeros((1, size, size, 3)))["params"])
+        params=self.model.init(rng, *models.init_inputs(self.model, size))["params"])
     return jax.jit(init, out_shardings=self.replicated)(
         jax.random.key(self.config.seed))
 
-  def _eval_one(self, params, image, targets, loss_net):
+  def _eval_one(self, params, image, targets, loss_net, condition):
     # Both stability gains, whether or not one is trained for; the same
     # noise at every evaluation, so that runs compare.
     stylized, noise_gain = stability_gain(
-        self.model, params, image[None], "input_noise", EVAL_NOISE_STD, jax.random.key(0))
+        self.model, params, image[None], "input_noise", EVAL_NOISE_STD, jax.random.key(0),
+        condition)
     fp16_gain = losses.output_gain(
-        stylized, half_precision.apply_fp16(self.model, params, image[None]),
+        stylized, half_precision.apply_fp16(self.model, params, image[None], condition),
         half_precision.UNIT_ROUNDOFF)
     _, metrics = perceptual_losses(stylized, image[None], targets, loss_net,
                                    self.config.loss)
@@ -298,25 +379,59 @@ class Trainer:
     metrics["fp16_gain"] = fp16_gain
     return stylized[0], metrics
 
+  def _condition(self, index: int) -> jax.Array | None:
+    """The one-hot condition of style `index` (the identity row: num_styles)."""
+    if self.num_conditions == 1:
+      return None
+    return self.replicate(np.eye(self.num_conditions, dtype=np.float32)[index:index + 1])
+
+  def eval_labels(self, names: list[str], contents: list[np.ndarray]
+                  ) -> tuple[list[str], list[np.ndarray]]:
+    """Gallery names and content images matching `evaluate`'s outputs: one per
+    eval image, or per eval image and style (<image>_<style>) for several styles."""
+    if len(self.style_names) == 1:
+      return names, contents
+    pairs = [(f"{n}_{s}", c) for n, c in zip(names, contents) for s in self.style_names]
+    return [n for n, _ in pairs], [c for _, c in pairs]
+
   def evaluate(self, params, eval_images) -> tuple[dict[str, float], list[np.ndarray]]:
     """Mean losses and quality metrics over the fixed content images, and
-    their stylized versions.
+    their stylized versions (ordered as `eval_labels`).
 
     Quality: `jaxstyle.metrics.quality_report` (style similarity, mean and
     per layer, against the style image at the metrics' size; SSIM to the
-    content), the numbers users compare runs and models by.
+    content), the numbers users compare runs and models by. With several
+    styles each metric is also reported per style ('<style>/<metric>') and
+    the plain keys are the means over styles; with strength control
+    'identity/ssim' is the SSIM of the strength-0 output to the photo.
     """
-    outputs, per_image = [], []
+    outputs, per_style = [], {name: [] for name in self.style_names}
+    identity_ssim = []
     for _, image in eval_images:
-      stylized, metrics = self.eval_fn(params, self.replicate(image),
-                                       self.style_targets, self.loss_net)
-      out = np.asarray(stylized)
-      outputs.append(out)
-      metrics = dict(jax.device_get(metrics))
-      metrics.update(quality_metrics.quality_report(self.loss_net, out, image,
-                                                    self.metric_style_image))
-      per_image.append(metrics)
-    mean = {k: float(np.mean([m[k] for m in per_image])) for k in per_image[0]}
+      image_device = self.replicate(image)
+      for index, name in enumerate(self.style_names):
+        targets = self.style_targets if len(self.style_names) == 1 else jax.tree.map(
+            lambda t, i=index: t[i:i + 1], self.style_targets)
+        stylized, metrics = self.eval_fn(params, image_device, targets, self.loss_net,
+                                         self._condition(index))
+        out = np.asarray(stylized)
+        outputs.append(out)
+        metrics = dict(jax.device_get(metrics))
+        metrics.update(quality_metrics.quality_report(self.loss_net, out, image,
+                                                      self.metric_style_images[index]))
+        per_style[name].append(metrics)
+      if getattr(self.model, "strength_control", False):
+        photo, _ = self.eval_fn(params, image_device, targets, self.loss_net,
+                                self._condition(len(self.style_names)))
+        identity_ssim.append(quality_metrics.ssim(np.asarray(photo), image))
+    means = {name: {k: float(np.mean([m[k] for m in rows])) for k in rows[0]}
+             for name, rows in per_style.items()}
+    mean = {k: float(np.mean([m[k] for m in means.values()])) for k in means[self.style_names[0]]}
+    if len(self.style_names) > 1:
+      for name, values in means.items():
+        mean.update({f"{name}/{k}": v for k, v in values.items()})
+    if identity_ssim:
+      mean["identity/ssim"] = float(np.mean(identity_ssim))
     return mean, outputs
 
   def replicate(self, value: np.ndarray) -> jax.Array:
@@ -361,13 +476,40 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if config.num_train_steps <= 0:
     raise ValueError("config.num_train_steps must be > 0")
   data_config.validate_data_config(config.data)
-  style_perturbation.validate_perturb_config(config.style.get("perturb"))
+  perturb = style_perturbation.validate_perturb_config(config.style.get("perturb"))
+  validate_styles(config, perturb.mode)
 
 
-def _quality(metrics: Mapping[str, float]) -> dict[str, float] | None:
-  """The quality-report part of evaluation metrics (None for runs from before it)."""
-  keys = [k for k in metrics if k == "ssim" or k.startswith("style_similarity")]
-  return {k: metrics[k] for k in sorted(keys)} or None
+def validate_styles(config: ml_collections.ConfigDict, perturb_mode: str) -> None:
+  """The style list agrees with the network's conditions (config.model.num_styles)."""
+  sources = style_controls.style_sources(config.style)
+  names = [style_controls.style_name(s) for s in sources]
+  repeated = sorted({n for n in names if names.count(n) > 1})
+  if repeated:
+    raise ValueError(f"config.style.images names {repeated[0]!r} twice")
+  num_styles = config.model.get("num_styles", 1)
+  if num_styles != len(sources):
+    raise ValueError(
+        f"config.model.num_styles={num_styles} but the run has {len(sources)} style(s) "
+        f"({', '.join(names)}): set --config.model.num_styles={len(sources)}")
+  conditional = num_styles > 1 or config.model.get("strength_control", False)
+  if conditional and perturb_mode != "none":
+    raise ValueError(f"config.style.perturb.mode={perturb_mode!r} is not supported for "
+                     "a multi-style or strength-controlled network yet: use 'none'")
+  if conditional and config.loss.get("local_style_weight", 0.0):
+    raise ValueError("config.loss.local_style_weight > 0 is not supported for a "
+                     "multi-style or strength-controlled network yet: use 0")
+  if config.loss.get("identity_weight", 0.0) < 0:
+    raise ValueError(f"config.loss.identity_weight={config.loss.identity_weight} "
+                     "must be >= 0")
+
+
+def _quality(metrics: Mapping[str, float], prefix: str = "") -> dict[str, float] | None:
+  """The quality-report part of evaluation metrics (None for runs from before
+  it); `prefix` 'mosaic/' picks one style's of a multi-style run."""
+  keys = [k[len(prefix):] for k in metrics if k.startswith(prefix)]
+  keys = [k for k in keys if k == "ssim" or k.startswith("style_similarity")]
+  return {k: metrics[prefix + k] for k in sorted(keys)} or None
 
 
 # The trainers besides this module's own (style transfer): each a sibling
@@ -400,8 +542,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   state = trainer.init_state()
   initial_path = os.path.join(workdir, "initial_eval.json")
   eval_images = run_lib.load_eval_images(config, trainer.model.size_multiple)
-  names = [n for n, _ in eval_images]
-  contents = [im for _, im in eval_images]
+  names, contents = trainer.eval_labels([n for n, _ in eval_images],
+                                        [im for _, im in eval_images])
 
   resumed = manager.latest_step() is not None
   if resumed:
@@ -425,6 +567,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   meta = {"vgg": trainer.loss_net.description, "vgg_source": config.vgg.source,
           "style_image": trainer.style_path}
+  if len(trainer.style_paths) > 1:
+    meta["style_images"] = trainer.style_paths
   local_batch = config.batch_size // jax.process_count()
 
   progress = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
@@ -483,6 +627,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     final, stylized = trainer.evaluate(state.params, eval_images)
   if is_chief:
     grid = run_lib.save_gallery(os.path.join(workdir, "gallery"), names, contents, stylized)
+    if trainer.num_conditions > 1:  # the controls: a blend strip, a strength strip
+      apply = jax.jit(lambda p, x, c: apply_model(trainer.model, p, x[None], c)[0])
+      for strip_name, picture in control_strips.gallery_strips(
+          lambda x, c: np.asarray(apply(state.params, x, c)), eval_images[0][1],
+          trainer.style_names, getattr(trainer.model, "strength_control", False)).items():
+        image_io.save_png(picture, os.path.join(workdir, "gallery", f"{strip_name}.png"))
     summary = {
         "style_loss_initial": initial["style_loss"],
         "style_loss_final": final["style_loss"],
@@ -504,7 +654,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "quality": {"initial": _quality(initial), "final": _quality(final),
                     "image_size": config.eval.image_size,
                     "style_size": quality_metrics.STYLE_SIZE},
-        "eval_images": names,
+        "eval_images": [n for n, _ in eval_images],
         "steps": int(state.step),
         "resumed_from_step": start_step,
         "wall_time_s": time.time() - wall_start,
@@ -514,6 +664,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
     }
+    if len(trainer.style_names) > 1:
+      summary["quality"]["per_style"] = {
+          name: _quality(final, f"{name}/") for name in trainer.style_names}
+    if "identity/ssim" in final:
+      # Strength 0 (the identity condition): how well the photo comes back.
+      summary["quality"]["identity_ssim"] = final["identity/ssim"]
     run_lib.write_json(os.path.join(workdir, "summary.json"), summary)
     logging.info("Wrote %s and %s", os.path.join(workdir, "summary.json"), grid)
     print(json.dumps(summary, indent=2))

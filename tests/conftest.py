@@ -100,6 +100,20 @@ def tiny_onnx(user_dir, tiny_workdir):
   return user_dir / "export" / report.name.replace(".export.json", ".onnx")
 
 
+@pytest.fixture(scope="session")
+def multistyle_run(tmp_path_factory):
+  """configs/tiny.py with two styles (candy, mosaic) and strength control, 3 steps."""
+  workdir = tmp_path_factory.mktemp("multistyle") / "run"
+  proc = subprocess.run(
+      [sys.executable, "-m", "jaxstyle.train", "--config", os.path.join(REPO, "configs", "tiny.py"),
+       "--workdir", str(workdir), f"--config.data.source=folder:{STYLES}",
+       "--config.style.images=('candy', 'mosaic')", "--config.model.num_styles=2",
+       "--config.model.strength_control=True"],
+      capture_output=True, text=True, timeout=600, cwd=REPO)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return workdir
+
+
 def _load_tool(name: str):
   """A script of tools/ as a module."""
   spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))

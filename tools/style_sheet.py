@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position
 import jaxstyle
+from jaxstyle import checkpointing
 from jaxstyle import contact_sheet
 from jaxstyle import images as image_io
 from jaxstyle import metrics
@@ -47,10 +48,12 @@ def _resize_to(image: np.ndarray, shape) -> np.ndarray:
                                      antialias=True))
 
 
-def stylized(path: str, content: np.ndarray) -> np.ndarray:
-  """`content` through the workdir `path`, or the image file `path` at content's shape."""
+def stylized(path: str, content: np.ndarray, style: str = "") -> np.ndarray:
+  """`content` through the workdir `path` (a multi-style one at its style
+  `style`), or the image file `path` at content's shape."""
   if os.path.isdir(path):
-    apply_fn, multiple, _ = stylize.load_stylizer(path)
+    multi = bool(checkpointing.load_config(path).get("style", {}).get("images"))
+    apply_fn, multiple, _ = stylize.load_stylizer(path, style_weights=style if multi else None)
     padded, (h, w) = image_io.pad_to_multiple(content, multiple)
     return np.clip(apply_fn(padded)[:h, :w], 0, 1)
   return _resize_to(image_io.load_image(path), content.shape)
@@ -89,7 +92,7 @@ def main():
         image_io.load_image(run_lib.resolve_style_path(style_name)), metrics.STYLE_SIZE)
     row = [(style, f"style: {style_name}")]
     for label, image in [("content (unstylized)", content)] + [
-        (p, stylized(p, content)) for p in paths]:
+        (p, stylized(p, content, style_name)) for p in paths]:
       report = metrics.quality_report(loss_net, image, content, style)
       results.append({"style": style_name, "output": label, **report})
       row.append((image, f"{os.path.basename(os.path.normpath(label))[:44]}\n"
