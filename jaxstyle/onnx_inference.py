@@ -55,10 +55,15 @@ def session(path_or_bytes, threads: int | None = None, low_memory: bool = False)
   return ort.InferenceSession(path_or_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def run(sess, images_nhwc: np.ndarray, io: str = "nhwc") -> np.ndarray:
+def run(sess, images_nhwc: np.ndarray, io: str = "nhwc",
+        controls: dict[str, np.ndarray] | None = None) -> np.ndarray:
   """Stylizes float32 NHWC images in [0, 1] (sides multiples of the model's
-  `size_multiple` metadata) with a model exported for `io` layout."""
+  `size_multiple` metadata) with a model exported for `io` layout; `controls`
+  feeds a multi-style model's other inputs ('style_weights' [N], 'strength' [1])."""
   x = np.ascontiguousarray(images_nhwc, np.float32)
+  feeds = {name: np.asarray(v, np.float32) for name, v in (controls or {}).items()}
   if io == "nchw":
-    return sess.run(None, {"image": x.transpose(0, 3, 1, 2)})[0].transpose(0, 2, 3, 1)
-  return sess.run(None, {"image": x})[0]
+    feeds["image"] = x.transpose(0, 3, 1, 2)
+    return sess.run(None, feeds)[0].transpose(0, 2, 3, 1)
+  feeds["image"] = x
+  return sess.run(None, feeds)[0]

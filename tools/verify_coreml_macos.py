@@ -3,8 +3,10 @@ r"""Replays the golden files of an exported Core ML model with Core ML itself (m
   python tools/verify_coreml_macos.py export/mosaic.mlpackage [export/mosaic.golden]
 
 `python -m jaxstyle.export` checks the saved package on Linux with a numpy
-interpreter of its MIL ops and writes <name>.golden/<H>x<W>.npz: the input
-image (uint8 RGB), the JAX output (float in [0, 1]) and the tolerance. This
+interpreter of its MIL ops and writes <name>.golden/<H>x<W>[_<setting>].npz:
+the input image (uint8 RGB), the JAX output (float in [0, 1]) and the
+tolerance, and for a multi-style package the `style_weights` / `strength` it
+was run at (every style, a blend, half strength). This
 script feeds each image to `MLModel.predict` (CPU only, then all compute units)
 and compares the returned image with the JAX output. Core ML returns 8-bit
 images, so half a gray level (0.5/255) is added to the tolerance. Exit code 0
@@ -47,7 +49,10 @@ def main():
     for path in files:
       data = np.load(path)
       image = Image.fromarray(data["image"])
-      out = model.predict({"image": image})["stylized"]
+      # A multi-style package's other inputs, as the export verified them.
+      controls = {k: data[k].astype(np.float32) for k in ("style_weights", "strength")
+                  if k in data}
+      out = model.predict({"image": image, **controls})["stylized"]
       got = np.asarray(out.convert("RGB"), np.float32) / 255
       err = float(np.max(np.abs(got - data["expected"])))
       tolerance = float(data["tolerance"]) + 0.5 / 255

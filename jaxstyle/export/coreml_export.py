@@ -10,6 +10,8 @@ NCHW, so each ONNX op maps to native MIL ops one to one:
   Resize(nearest, ×k) → upsample_nearest_neighbor   Concat → concat
   InstanceNormalization → reduce_mean, sub, mul, reduce_mean, rsqrt, mul, add
   Relu/Sigmoid/Add/Sub/Mul/Div/Max/Sqrt/Transpose/Identity → same-named ops
+  Gemm → linear, Reshape → reshape, ReduceSum → reduce_sum (a multi-style
+  network's style weights → per-channel scale and bias)
 
 Instance norm is kept in that mean-based form (not MIL `instance_norm`): every
 intermediate is an fp16 tensor whose value this repository's interpreter
@@ -20,7 +22,8 @@ fold it back is removed from the pipeline for that reason.
 Input `image`: ct.ImageType RGB, 1×3×H×W, pixel values 0–255 scaled by 1/255 in
 the model; output `stylized`: RGB image (the network's [0, 1] output × 255).
 H and W range over 64…2048 (RangeDim) and must be multiples of the network's
-size multiple.
+size multiple. A multi-style network also takes `style_weights` (MultiArray
+[N]) and, with strength control, `strength` (MultiArray [1]).
 """
 
 import contextlib
@@ -62,13 +65,17 @@ def to_mil(proto: onnx.ModelProto, *, target=None):
   target = target or ct.target.iOS15
   graph = proto.graph
   inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-  (inp,), (out,) = graph.input, graph.output
+  (inp, *controls), (out,) = graph.input, graph.output
   shape = (1, 3, get_new_symbol(), get_new_symbol())
   centered_pads, centered_rearranged = _centerable_pads(graph, inp.name)
-  with Function({inp.name: mb.placeholder(shape=shape, dtype=types.fp32)},
-                opset_version=target) as func:
+  placeholders = {inp.name: mb.placeholder(shape=shape, dtype=types.fp32)}
+  for c in controls:  # style_weights [N], strength [1]: static shapes
+    placeholders[c.name] = mb.placeholder(
+        shape=tuple(d.dim_value for d in c.type.tensor_type.shape.dim), dtype=types.fp32)
+  with Function(placeholders, opset_version=target) as func:
     pixels = func.inputs[inp.name]  # 0–255: integers, exact in fp16
     values = {inp.name: mb.mul(x=pixels, y=np.float32(1 / 255), name="image_scaled")}
+    values.update({c.name: func.inputs[c.name] for c in controls})
     centered = {}  # tensor name → its centered version
 
     def get(name):
@@ -236,10 +243,32 @@ def _unary(op):
   return lower
 
 
-def _reduce_mean(mb, node, get, inits):
-  axes = (inits[node.input[1]] if len(node.input) > 1 else attr(node, "axes"))
-  return mb.reduce_mean(x=get(node.input[0]), axes=[int(a) for a in np.ravel(axes)],
-                        keep_dims=bool(attr(node, "keepdims", 1)))
+def _reduce(op):
+  def lower(mb, node, get, inits):
+    axes = (inits[node.input[1]] if len(node.input) > 1 else attr(node, "axes"))
+    return getattr(mb, op)(x=get(node.input[0]), axes=[int(a) for a in np.ravel(axes)],
+                           keep_dims=bool(attr(node, "keepdims", 1)))
+  return lower
+
+
+def _gemm(mb, node, get, inits):
+  """x · B (+ C) with constant B and C: `linear` (weight [out, in])."""
+  w = inits.get(node.input[1])
+  if w is None or attr(node, "transA", 0) or attr(node, "alpha", 1.0) != 1.0:
+    raise ExportError(f"Core ML: Gemm {node.name} needs a constant B, no transA and alpha 1")
+  weight = np.asarray(w if attr(node, "transB", 0) else w.T, np.float32)
+  kwargs = {}
+  beta = float(attr(node, "beta", 1.0))
+  if len(node.input) > 2 and node.input[2] and beta:
+    kwargs["bias"] = beta * np.asarray(inits[node.input[2]], np.float32).reshape(-1)
+  return mb.linear(x=get(node.input[0]), weight=weight, **kwargs)
+
+
+def _reshape(mb, node, get, inits):
+  shape = inits.get(node.input[1])
+  if shape is None:
+    raise ExportError(f"Core ML: Reshape {node.name} needs a constant shape")
+  return mb.reshape(x=get(node.input[0]), shape=np.asarray(shape, np.int32))
 
 
 _LOWERINGS = {
@@ -253,7 +282,8 @@ _LOWERINGS = {
         values=[get(i) for i in node.input], axis=int(attr(node, "axis"))),
     "Transpose": lambda mb, node, get, inits: mb.transpose(
         x=get(node.input[0]), perm=list(attr(node, "perm"))),
-    "ReduceMean": _reduce_mean,
+    "ReduceMean": _reduce("reduce_mean"), "ReduceSum": _reduce("reduce_sum"),
+    "Gemm": _gemm, "Reshape": _reshape,
     "Add": _binary("add"), "Sub": _binary("sub"), "Mul": _binary("mul"),
     "Div": _binary("real_div"), "Max": _binary("maximum"), "Min": _binary("minimum"),
     "Relu": _unary("relu"), "Sigmoid": _unary("sigmoid"), "Sqrt": _unary("sqrt"),
@@ -262,7 +292,8 @@ _LOWERINGS = {
 
 
 def convert(proto: onnx.ModelProto, *, precision: str = "fp16", metadata: dict | None = None,
-            description: str = "", license: str = "", multiple: int = 1, target=None):
+            description: str = "", license: str = "", multiple: int = 1, target=None,
+            input_descriptions: dict[str, str] | None = None):
   """ct.models.MLModel (not yet saved) of an NCHW-io ONNX graph."""
   ct = _ct()
   from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipeline
@@ -283,7 +314,10 @@ def convert(proto: onnx.ModelProto, *, precision: str = "fp16", metadata: dict |
         compute_precision=(ct.precision.FLOAT16 if precision == "fp16"
                            else ct.precision.FLOAT32),
         inputs=[ct.ImageType(name="image", shape=(1, 3, size, size), scale=1.0,
-                             color_layout=ct.colorlayout.RGB)],
+                             color_layout=ct.colorlayout.RGB)] + [
+            ct.TensorType(name=c.name, shape=tuple(d.dim_value for d in
+                                                   c.type.tensor_type.shape.dim))
+            for c in proto.graph.input[1:]],
         outputs=[ct.ImageType(name="stylized", color_layout=ct.colorlayout.RGB)],
         pass_pipeline=pipeline, skip_model_load=True)
   mlmodel.short_description = description
@@ -292,6 +326,8 @@ def convert(proto: onnx.ModelProto, *, precision: str = "fp16", metadata: dict |
   mlmodel.input_description["image"] = (
       f"RGB image, {MIN_SIZE}…{MAX_SIZE} pixels per side, sides multiples of {multiple}")
   mlmodel.output_description["stylized"] = "Stylized RGB image, same size as the input"
+  for name, text in (input_descriptions or {}).items():
+    mlmodel.input_description[name] = text
   for key, value in (metadata or {}).items():
     mlmodel.user_defined_metadata[key] = str(value)
   return mlmodel

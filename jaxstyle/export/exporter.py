@@ -50,6 +50,7 @@ class Check:
   batch: int = 1
   p999_abs_error: float | None = None  # 99.9th percentile: is the max one pixel or many?
   mean_abs_error: float | None = None
+  controls: str = ""  # a multi-style model's setting (model.Controls.label)
 
 
 def test_image(height: int, width: int) -> np.ndarray:
@@ -90,55 +91,60 @@ _FP16_HINT = ("; --coreml_precision fp32 builds a package verified to 1e-4, or "
               "--coreml_fp16_tolerance accepts a larger fp16 error")
 
 
-def _compare(fmt, tolerance, size, got, want, batch=1, what=None):
+def _compare(fmt, tolerance, size, got, want, batch=1, what=None, controls=""):
   """Max, 99.9th-percentile and mean abs error; raises if the max > tolerance
   (or the 99.9th percentile > P999_TOLERANCE[fmt])."""
+  label = f"{fmt} [{controls}]" if controls else fmt
   if got.shape != want.shape:
-    raise ExportError(f"{fmt}: at {size[0]}x{size[1]} the output has shape {got.shape}, "
+    raise ExportError(f"{label}: at {size[0]}x{size[1]} the output has shape {got.shape}, "
                       f"JAX gives {want.shape}")
   if not np.isfinite(got).all():
-    raise ExportError(f"{fmt}: at {size[0]}x{size[1]} the output has "
+    raise ExportError(f"{label}: at {size[0]}x{size[1]} the output has "
                       f"{int(got.size - np.isfinite(got).sum())} NaN/Inf values"
                       + (f" (first at {what})" if what else ""))
   diff = np.abs(got.astype(np.float64) - want)
   err, p999, mean = float(diff.max()), float(np.quantile(diff, 0.999)), float(diff.mean())
   if not err <= tolerance:
-    raise ExportError(f"{fmt}: at {size[0]}x{size[1]} (batch {batch}) the max abs error vs "
+    raise ExportError(f"{label}: at {size[0]}x{size[1]} (batch {batch}) the max abs error vs "
                       f"JAX is {err:.3g} > {tolerance:g} (99.9th percentile {p999:.2g}, mean "
                       f"{mean:.2g})" + (_FP16_HINT if fmt == "coreml-fp16" else ""))
   if not p999 <= P999_TOLERANCE.get(fmt, np.inf):
-    raise ExportError(f"{fmt}: at {size[0]}x{size[1]} (batch {batch}) the 99.9th percentile "
+    raise ExportError(f"{label}: at {size[0]}x{size[1]} (batch {batch}) the 99.9th percentile "
                       f"abs error vs JAX is {p999:.3g} > {P999_TOLERANCE[fmt]:g} (max {err:.2g}, "
                       f"mean {mean:.2g})" + _FP16_HINT)
   return err, p999, mean
 
 
 def _verify_batched(fmt, run, model, sizes, tolerance):
-  """Runs `run` on test images and compares with JAX; the first size as a batch
-  of two different images, since batch is a dynamic dimension too."""
+  """Runs `run(images, controls)` on test images and compares with JAX; the
+  first size as a batch of two different images, since batch is a dynamic
+  dimension too. A multi-style model: at each of `model.control_settings()`."""
   checks = []
-  for i, (h, w) in enumerate(sizes):
-    x = test_image(h, w)[None].astype(np.float32) / 255
-    if i == 0:
-      x = np.concatenate([x, x[:, ::-1, ::-1]])
-    start = time.perf_counter()
-    got = run(x)
-    seconds = time.perf_counter() - start
-    err, p999, mean = _compare(fmt, tolerance, (h, w), got, model.reference(x), len(x))
-    checks.append(Check((h, w), err, seconds, len(x), p999, mean))
+  for controls in model.control_settings():
+    for i, (h, w) in enumerate(sizes):
+      x = test_image(h, w)[None].astype(np.float32) / 255
+      if i == 0:
+        x = np.concatenate([x, x[:, ::-1, ::-1]])
+      start = time.perf_counter()
+      got = run(x, controls.inputs)
+      seconds = time.perf_counter() - start
+      err, p999, mean = _compare(fmt, tolerance, (h, w), got, model.reference(x, controls),
+                                 len(x), controls=controls.label)
+      checks.append(Check((h, w), err, seconds, len(x), p999, mean, controls.label))
   return checks
 
 
 def verify_onnx(path, model, sizes, tolerance=TOLERANCE["onnx"]):
-  from jaxstyle.export import onnx_export
-  sess = onnx_export.session(path)
-  return _verify_batched("onnx", lambda x: onnx_export.run(sess, x), model, sizes,
-                         tolerance)
+  from jaxstyle import onnx_inference
+  sess = onnx_inference.session(path)
+  return _verify_batched("onnx", lambda x, c: onnx_inference.run(sess, x, controls=c),
+                         model, sizes, tolerance)
 
 
 def verify_savedmodel(path, model, sizes, tolerance=TOLERANCE["savedmodel"]):
   from jaxstyle.export import tf_export
-  return _verify_batched("savedmodel", tf_export.Runner(path), model, sizes, tolerance)
+  runner = tf_export.Runner(path)
+  return _verify_batched("savedmodel", lambda x, c: runner(x, **c), model, sizes, tolerance)
 
 
 def verify_coreml(path, model, sizes, precision, golden_dir=None, tolerance=None):
@@ -151,28 +157,31 @@ def verify_coreml(path, model, sizes, precision, golden_dir=None, tolerance=None
   except Exception as e:
     raise ExportError(f"{fmt}: the saved package {path} does not load back: {e}") from e
   checks = []
-  for h, w in sizes:
-    image = test_image(h, w)
-    start = time.perf_counter()
-    try:
-      outputs, bad = mil_interpreter.run(prog, {"image": image.astype(np.float32)
-                                                .transpose(2, 0, 1)[None]})
-    except mil_interpreter.UnsupportedOp as e:
-      raise ExportError(f"{fmt}: {e}") from e
-    seconds = time.perf_counter() - start
-    if bad is not None:
-      raise ExportError(f"{fmt}: at {h}x{w} op {bad.op_name} ({bad.op_type}) produced "
-                        f"{bad.count} NaN/Inf values")
-    got = outputs["stylized"][0].transpose(1, 2, 0).astype(np.float32) / 255
-    want = model.reference(image[None].astype(np.float32) / 255)[0]
-    err, p999, mean = _compare(fmt, tolerance, (h, w), got, want)
-    checks.append(Check((h, w), err, seconds, 1, p999, mean))
-    if golden_dir is not None and max(h, w) <= GOLDEN_MAX_SIDE:
-      os.makedirs(golden_dir, exist_ok=True)
-      np.savez_compressed(os.path.join(golden_dir, f"{h}x{w}.npz"), image=image,
-                          expected=want.astype(np.float32),
-                          interpreter=got.astype(np.float16),
-                          tolerance=np.float32(tolerance), precision=precision)
+  for controls in model.control_settings():
+    for h, w in sizes:
+      image = test_image(h, w)
+      start = time.perf_counter()
+      try:
+        outputs, bad = mil_interpreter.run(prog, {
+            "image": image.astype(np.float32).transpose(2, 0, 1)[None], **controls.inputs})
+      except mil_interpreter.UnsupportedOp as e:
+        raise ExportError(f"{fmt}: {e}") from e
+      seconds = time.perf_counter() - start
+      if bad is not None:
+        raise ExportError(f"{fmt}: at {h}x{w} op {bad.op_name} ({bad.op_type}) produced "
+                          f"{bad.count} NaN/Inf values")
+      got = outputs["stylized"][0].transpose(1, 2, 0).astype(np.float32) / 255
+      want = model.reference(image[None].astype(np.float32) / 255, controls)[0]
+      err, p999, mean = _compare(fmt, tolerance, (h, w), got, want, controls=controls.label)
+      checks.append(Check((h, w), err, seconds, 1, p999, mean, controls.label))
+      if golden_dir is not None and max(h, w) <= GOLDEN_MAX_SIDE:
+        os.makedirs(golden_dir, exist_ok=True)
+        suffix = re.sub(r"[^A-Za-z0-9_.@-]+", "_", controls.label)
+        np.savez_compressed(os.path.join(golden_dir, f"{h}x{w}{'_' * bool(suffix)}{suffix}.npz"),
+                            image=image, expected=want.astype(np.float32),
+                            interpreter=got.astype(np.float16),
+                            tolerance=np.float32(tolerance), precision=precision,
+                            **controls.inputs)
   return checks
 
 
@@ -197,9 +206,16 @@ def build_coreml(model, path, precision="fp16", params=None, license=""):
   from jaxstyle.export import onnx_export
   proto, _ = onnx_export.trace(model, io="nchw", params=params)
   style = model.metadata()["style"]
+  descriptions = {}
+  if model.conditional:
+    descriptions["style_weights"] = (
+        f"Weights >= 0 of the styles {model.metadata()['styles']} (normalised in the model): "
+        "one-hot picks a style, others blend them")
+  if model.strength_control:
+    descriptions["strength"] = "Stylization strength in [0, 1]: 0 the photo, 1 the full style"
   mlmodel = coreml_export.convert(
       proto, precision=precision, metadata=model.metadata(), license=license,
-      multiple=model.multiple,
+      multiple=model.multiple, input_descriptions=descriptions,
       description=(f"jaxstyle {model.name} fast style transfer"
                    + (f", style '{style}'" if style else "") + f", training step {model.step}. "
                    f"Input and output RGB images; sides {coreml_export.MIN_SIZE}…"
@@ -342,8 +358,9 @@ def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, 
       info["seconds"] = round(time.perf_counter() - started, 2)
       report["formats"][fmt] = info
       log(f"jaxstyle.export: {fmt}: wrote {final} ({info['bytes']:,} bytes)"
-          + ("; max abs error " + ", ".join(f"{c.size[0]}x{c.size[1]}: {c.max_abs_error:.2e}"
-                                            for c in checks) if verify else ""))
+          + ("; max abs error " + ", ".join(
+              f"{c.size[0]}x{c.size[1]}{f' [{c.controls}]' if c.controls else ''}: "
+              f"{c.max_abs_error:.2e}" for c in checks) if verify else ""))
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   path = os.path.join(out, f"{name}.export.json")

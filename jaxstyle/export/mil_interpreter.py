@@ -154,6 +154,12 @@ OPS = {
     "reduce_mean": lambda x, axes=None, keep_dims=False: np.mean(
         _f32(x), axis=None if axes is None else tuple(int(a) for a in np.ravel(axes)),
         keepdims=bool(keep_dims), dtype=np.float64).astype(np.float32),
+    "reduce_sum": lambda x, axes=None, keep_dims=False: np.sum(
+        _f32(x), axis=None if axes is None else tuple(int(a) for a in np.ravel(axes)),
+        keepdims=bool(keep_dims), dtype=np.float64).astype(np.float32),
+    "linear": lambda x, weight, bias=None: (
+        _f32(x) @ _f32(weight).T + (0 if bias is None else _f32(bias))).astype(np.float32),
+    "reshape": lambda x, shape: np.reshape(x, [int(s) for s in np.ravel(shape)]),
     "conv": _conv,
     "pad": _pad,
     "upsample_nearest_neighbor": _upsample,

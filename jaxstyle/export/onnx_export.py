@@ -4,6 +4,9 @@ The model takes `image` float32 NHWC [batch, H, W, 3] in [0, 1] and returns
 `stylized` in the same layout; batch, H and W are dynamic, H and W multiples of
 the network's size multiple (16 for the default U-Net). `io='nchw'` gives the
 same graph with [batch, 3, H, W] at both ends (what the Core ML bridge reads).
+A multi-style network also takes `style_weights` float32 [N] (non-negative,
+normalised in the graph) and, with strength control, `strength` float32 [1]
+in [0, 1] (jaxstyle.models.conditioning).
 """
 
 import logging
@@ -45,7 +48,9 @@ def trace(model: ExportModel, io: str = "nhwc", params=None,
   root.addFilter(noise)
   j2o.setLevel(logging.ERROR)  # "Skipping import of <example needing equinox>"
   try:
-    proto = to_onnx(model.export_fn(params), inputs=[spec], input_names=["image"],
+    extra = model.extra_inputs()
+    proto = to_onnx(model.export_fn(params), inputs=[spec] + [shape for _, shape in extra],
+                    input_names=["image"] + [name for name, _ in extra],
                     output_names=["stylized"], model_name=f"jaxstyle_{model.name}",
                     opset=OPSET)
   finally:
@@ -63,7 +68,11 @@ def trace(model: ExportModel, io: str = "nhwc", params=None,
       f"jaxstyle {model.name} style transfer. Input 'image' float32 "
       f"{'[batch, height, width, 3]' if io == 'nhwc' else '[batch, 3, height, width]'} RGB in "
       f"[0, 1]; height and width multiples of {model.multiple}. Output 'stylized', same shape "
-      "and range.")
+      "and range."
+      + (f" 'style_weights' float32 [{extra[0][1][0]}] over the styles "
+         f"{model.metadata()['styles']} (>= 0, normalised in the graph)." if extra else "")
+      + (" 'strength' float32 [1] in [0, 1]: 0 the photo, 1 the full style."
+         if len(extra) > 1 else ""))
   return optimized, report
 
 

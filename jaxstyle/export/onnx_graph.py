@@ -6,11 +6,12 @@ shapes computed at run time; instance norm is ten elementwise/reduce ops. The
 passes here (each a plain function of a `Graph`, in `optimize` order):
 
   * fold constant subgraphs (kernel transposes) into initializers;
-  * `Max(x, 0)` → `Relu`;
+  * `Max(x, 0)` → `Relu`; an `Expand` to the shape its input has → nothing;
   * Reshape→Gemm/MatMul→Reshape over the channel axis of a rank-4 tensor →
     a 1×1 `Conv` between transposes;
   * the mean-based instance-norm chain → `InstanceNormalization` between
-    transposes;
+    transposes (a multi-style network's per-call scale and bias stay a `Mul`
+    and an `Add` after it);
   * layout: every rank-4 tensor is carried as (physical tensor, permutation)
     and transposes are pushed through layout-agnostic ops (elementwise,
     reductions, Pad, Concat, Resize) until they cancel, leaving NCHW tensors
@@ -79,10 +80,13 @@ class Graph:
     self.outputs = list(g.output)
     self._ids = itertools.count()
     self.ranks = {}
+    self.shapes = {}  # of the traced graph's tensors: dims, None where dynamic
     inferred = onnx.shape_inference.infer_shapes(model)
     for vi in itertools.chain(inferred.graph.value_info, g.input, g.output):
       if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-        self.ranks[vi.name] = len(vi.type.tensor_type.shape.dim)
+        dims = vi.type.tensor_type.shape.dim
+        self.ranks[vi.name] = len(dims)
+        self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     for name, value in self.inits.items():
       self.ranks[name] = value.ndim
 
@@ -180,6 +184,27 @@ def max_zero_to_relu(graph: Graph) -> None:
       if value is not None and value.size == 1 and float(value.reshape(())) == 0.0 \
           and graph.rank(x) is not None and graph.rank(x) >= graph.rank(c):
         graph.nodes[i] = helper.make_node("Relu", [x], list(node.output), name=node.name)
+
+
+def drop_noop_expand(graph: Graph) -> int:
+  """Expand(x, shape) where x already has `shape` (JAX's broadcast of a
+  multi-style norm's [1, 1, 1, C] scale to itself) ⇒ x."""
+  dropped = {}
+  for node in graph.nodes:
+    if node.op_type != "Expand" or node.input[1] not in graph.inits:
+      continue
+    shape = graph.shapes.get(node.input[0])
+    target = [int(v) for v in graph.inits[node.input[1]].reshape(-1)]
+    if shape is not None and None not in shape and list(shape) == target:
+      dropped[node.output[0]] = node.input[0]
+  if not dropped or any(o.name in dropped for o in graph.outputs):
+    return 0
+  for node in graph.nodes:
+    for i, name in enumerate(node.input):
+      if name in dropped:
+        node.input[i] = dropped[name]
+  eliminate_dead_code(graph)
+  return len(dropped)
 
 
 def _replace(graph, last, new_nodes):
@@ -335,8 +360,11 @@ def _match_instance_norm(graph, m_node, prod, users):
     b = graph.inits.get(_other(add_b, last.output[0]))
     if b is not None and b.ndim >= 1 and b.size == b.shape[-1] and channels in (None, b.shape[-1]):
       last, bias, channels = add_b, b, b.shape[-1]
+  if channels is None:  # no constant affine (a multi-style norm's is computed)
+    shape = graph.shapes.get(x)
+    channels = shape[-1] if shape else None
   if channels is None:
-    return None  # channel count unknown without the affine constants
+    return None  # channel count unknown
   return x, float(eps.reshape(())), scale, bias, last, channels
 
 
@@ -427,7 +455,13 @@ def to_nchw(graph: Graph, io: str = "nhwc") -> None:
     if op in _BINARY or op == "Concat":  # e.g. Div(1, x): the layout comes from x
       p = next((phys(i)[1] for i in ins if phys(i)[1] is not None), None)
     handled = False
-    if op == "Transpose" and len(attr(node, "perm", ())) == 4:
+    target = graph.inits.get(ins[1]) if op == "Reshape" and len(ins) > 1 else None
+    if (target is not None and target.size == 4 and (target[:3] == 1).all()
+        and graph.rank(x) != 4):  # a per-channel vector as [1, 1, 1, C]: [1, C, 1, 1]
+      nchw = np.array([1, target[3], 1, 1], target.dtype)
+      env[node.output[0]] = (emit("Reshape", [x, graph.const(nchw, "shape")]), NHWC_FROM_NCHW)
+      handled = True
+    elif op == "Transpose" and len(attr(node, "perm", ())) == 4:
       r = _compose(p or (0, 1, 2, 3), tuple(attr(node, "perm")))
       env[node.output[0]] = (phys(x)[0], None if _is_identity(r) else r)
       handled = True
@@ -537,6 +571,7 @@ def optimize(model: onnx.ModelProto, io: str = "nhwc",
   graph = Graph(model)
   fold_constants(graph)
   max_zero_to_relu(graph)
+  drop_noop_expand(graph)
   report = {"pointwise_convs": dense_to_conv1x1(graph),
             "instance_norms": fuse_instance_norm(graph)}
   to_nchw(graph, io)

@@ -17,12 +17,10 @@ other than Core ML.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle.export.errors import ExportError
@@ -33,17 +31,7 @@ PLATFORMS = ("cpu", "cuda")
 
 class _TwoStageInstanceNorm(layers.InstanceNorm):
   """layers.InstanceNorm with each mean as two short reductions (see above)."""
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    features = x.shape[-1]
-    scale = self.param("scale", nn.initializers.ones, (features,))
-    bias = self.param("bias", nn.initializers.zeros, (features,))
-    mean_hw = lambda v: jnp.mean(jnp.mean(v, axis=1, keepdims=True), axis=2, keepdims=True)
-    mean = mean_hw(x)
-    centered = x - mean
-    var = mean_hw(jnp.square(centered))
-    return centered * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+  two_stage_mean: bool = True
 
 
 @contextlib.contextmanager
@@ -76,15 +64,18 @@ def _export(model, path, params):
   from jax.experimental import jax2tf
   params = model.params if params is None else params
   m = model.multiple
+  extra = model.extra_inputs()
+  reference = dataclasses.replace(model, export_model=model.reference_model)
   fn = jax2tf.convert(
-      lambda x: model.reference_model.apply({"params": params}, x),
-      polymorphic_shapes=[f"(b, {m}*h, {m}*w, 3)"],
+      reference.export_fn(params),
+      polymorphic_shapes=[f"(b, {m}*h, {m}*w, 3)"] + [None] * len(extra),
       polymorphic_constraints=("h >= 2", "w >= 2"),
       with_gradient=False, native_serialization_platforms=PLATFORMS)
   module = tf.Module()
   module.stylize = tf.function(
-      lambda image: {"stylized": fn(image)},
-      input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image")],
+      lambda image, *controls: {"stylized": fn(image, *controls)},
+      input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image")] + [
+          tf.TensorSpec(shape, tf.float32, name=name) for name, shape in extra],
       autograph=False)
   tf.saved_model.save(module, path, signatures={"serving_default": module.stylize})
   with open(os.path.join(path, "jaxstyle.json"), "w") as f:
@@ -99,6 +90,8 @@ class Runner:
     self._tf = tf
     self._fn = tf.saved_model.load(path).signatures["serving_default"]
 
-  def __call__(self, images: np.ndarray) -> np.ndarray:
+  def __call__(self, images: np.ndarray, **controls: np.ndarray) -> np.ndarray:
+    """`controls`: a multi-style model's style_weights [N] (and strength [1])."""
     x = self._tf.constant(np.asarray(images, np.float32))
-    return self._fn(image=x)["stylized"].numpy()
+    extra = {k: self._tf.constant(np.asarray(v, np.float32)) for k, v in controls.items()}
+    return self._fn(image=x, **extra)["stylized"].numpy()
