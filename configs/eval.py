@@ -8,7 +8,7 @@ the full-resolution U-Net with configs/fullres.py, TransformerNet with
 configs/transformer_net_quick.py, CycleGAN with configs/cyclegan_quick.py;
 each resumes if interrupted), runs Gatys' optimisation with configs/nst.py,
 and writes runs/eval/table1.{md,csv,json}, gallery.html and rating.html. See
-jaxstyle/evaluate.py for what each column measures.
+jaxstyle/evaluate/__main__.py for what each column measures.
 """
 
 import ml_collections

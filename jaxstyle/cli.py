@@ -30,7 +30,7 @@ COMMANDS = {
     "export": Command("jaxstyle.export", "export a workdir to Core ML, ONNX and TF SavedModel, "
                       "each checked against JAX", main_module="jaxstyle.export.__main__"),
     "evaluate": Command("jaxstyle.evaluate", "Table 1: every model on held-out photos; "
-                        "aggregate rating sheets"),
+                        "aggregate rating sheets", main_module="jaxstyle.evaluate.__main__"),
     "ablate": Command("jaxstyle.ablate", "train and compare the variants of an ablation config"),
     "nst": Command("jaxstyle.nst", "Gatys neural style transfer: optimise one image's pixels"),
 }

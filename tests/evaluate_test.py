@@ -16,7 +16,8 @@ from skimage import metrics as skmetrics
 
 import jaxstyle
 from configs import eval as eval_config
-from jaxstyle import evaluate
+from jaxstyle.evaluate import runner
+from jaxstyle.evaluate import tables
 from jaxstyle import images as image_io
 from jaxstyle import metrics
 from jaxstyle import ratings
@@ -89,7 +90,7 @@ def test_infinite_psnr_in_every_table_format(tmp_path):
   report = {"conditions": {"summary": "s", "style_layers": [], "content_layers": [],
                            "image_size": 8, "speed_repeats": 1, "speed_warmup": 0},
             "rows": [row], "paper_reference": {}}
-  evaluate.write_tables(str(tmp_path), report)
+  tables.write_tables(str(tmp_path), report)
   md = (tmp_path / "table1.md").read_text()
   assert "| identity | ok | — | — | — | 1.000 ± 0.000 | ∞ |" in md
   assert "not available to us offline" in md  # no invented paper numbers
@@ -184,7 +185,7 @@ def test_empty_content_folder_still_measures_speed(evaluated, tmp_path):
   config.speed.warmup, config.speed.repeats = 1, 2
   config.rows = ("unet",)
   config.models.unet.workdir = str(root / "unet")
-  report = evaluate.evaluate(config)
+  report = runner.evaluate(config)
   (row,) = report["rows"]
   assert row["status"] == "ok" and row["images_per_s_jax"] > 0
   assert "ssim_mean" not in row and report["content_images"] == []

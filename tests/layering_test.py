@@ -15,8 +15,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the entry point): what the trainers and the tools build on, and the CycleGAN
 # trainer, which is train's sibling.
 BELOW_TRAIN = ("jaxstyle.run_lib", "jaxstyle.cyclegan", "jaxstyle.nst", "jaxstyle.stylize",
-               "jaxstyle.stylizer", "jaxstyle.evaluate", "jaxstyle.export.exporter",
-               "jaxstyle.export.model", "jaxstyle.input_pipeline", "jaxstyle.checkpointing")
+               "jaxstyle.stylizer", "jaxstyle.evaluate", "jaxstyle.evaluate.__main__",
+               "jaxstyle.export.exporter", "jaxstyle.export.model", "jaxstyle.input_pipeline",
+               "jaxstyle.checkpointing")
 
 
 def test_no_module_below_the_trainer_imports_it():

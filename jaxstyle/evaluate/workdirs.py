@@ -1,0 +1,100 @@
+"""The trained workdir behind a checkpoint row: is it ready, train it, find or make its ONNX.
+
+Training and exporting each run `python -m jaxstyle.train` / `python -m
+jaxstyle.export` in a process of its own (training resumes), so a failure
+marks the row instead of stopping the table.
+"""
+
+import os
+import subprocess
+import sys
+
+from absl import logging
+
+from jaxstyle.evaluate import worker
+
+
+def repo_path(path: str) -> str:
+  """`path` as given if it exists (or is absolute), else relative to this checkout."""
+  return (path if os.path.isabs(path) or os.path.exists(path)
+          else os.path.join(worker.REPO, path))
+
+
+def checkpoint_steps(workdir: str) -> list[int]:
+  """The saved checkpoint steps of `workdir`, ascending."""
+  folder = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(folder):
+    return []
+  return sorted(int(n) for n in os.listdir(folder) if n.isdigit())
+
+
+def checkpoint_state(workdir: str) -> str:
+  """'missing' (no config/checkpoint), 'unfinished' (no summary.json) or 'ready'."""
+  if not workdir or not os.path.exists(os.path.join(workdir, "config.json")) \
+      or not checkpoint_steps(workdir):
+    return "missing"
+  return "ready" if os.path.exists(os.path.join(workdir, "summary.json")) else "unfinished"
+
+
+def train_command(entry) -> list[str]:
+  return [sys.executable, "-m", "jaxstyle.train", "--config", repo_path(entry.train_config),
+          "--workdir", entry.workdir, *entry.train_overrides]
+
+
+def train_missing(config) -> None:
+  """Trains (or resumes) every checkpoint row that is missing or unfinished."""
+  for key in config.rows:
+    entry = config.models[key]
+    if entry.kind != "checkpoint" or checkpoint_state(entry.workdir) == "ready":
+      continue
+    if not entry.train_config:
+      logging.warning("%s: no train_config, cannot train it", entry.label)
+      continue
+    command = train_command(entry)
+    print(f"jaxstyle.evaluate: training {entry.label}: {' '.join(command)}", flush=True)
+    code = subprocess.run(command, env=worker.child_env(), check=False).returncode
+    if code != 0:
+      logging.error("%s: training exited with %d; the row will be marked", entry.label, code)
+
+
+def find_onnx(entry) -> str | None:
+  """The row's ONNX file: `entry.onnx` if it exists, else the first in <workdir>/export/."""
+  if entry.onnx:
+    return entry.onnx if os.path.exists(entry.onnx) else None
+  folder = os.path.join(entry.workdir, "export")
+  if os.path.isdir(folder):
+    found = sorted(f for f in os.listdir(folder) if f.endswith(".onnx"))
+    if found:
+      return os.path.join(folder, found[0])
+  return None
+
+
+def export_onnx(entry, size: int) -> str | None:
+  """Exports the row's checkpoint to <workdir>/export/*.onnx; None if that fails.
+
+  Verified against JAX at the evaluation size only (the exporter's default
+  sizes go up to 1024², which is its own test, not this table's).
+  """
+  command = [sys.executable, "-m", "jaxstyle.export", "--workdir", entry.workdir,
+             "--formats", "onnx", "--out", os.path.join(entry.workdir, "export"),
+             f"--onnx_sizes={size}"]
+  print(f"jaxstyle.evaluate: exporting {entry.label}: {' '.join(command)}", flush=True)
+  if subprocess.run(command, env=worker.child_env(), check=False).returncode != 0:
+    logging.warning("%s: ONNX export failed; no onnxruntime column", entry.label)
+    return None
+  return find_onnx(entry)
+
+
+def count_params(workdir: str) -> int | None:
+  """Generator parameters from config.json (U-Net / TransformerNet), else None."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxstyle import checkpointing, models  # pylint: disable=g-import-not-at-top
+  config = checkpointing.load_config(workdir)
+  if (checkpointing.trainer_of(config) == "cyclegan"
+      or config.model.name not in models.MODELS):
+    return None
+  model = models.create_model(config.model)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
+  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(shapes["params"])))
