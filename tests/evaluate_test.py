@@ -16,11 +16,11 @@ from skimage import metrics as skmetrics
 
 import jaxstyle
 from configs import eval as eval_config
-from jaxstyle.evaluate import runner
-from jaxstyle.evaluate import tables
 from jaxstyle import images as image_io
 from jaxstyle import metrics
-from jaxstyle import ratings
+from jaxstyle.evaluate import ratings
+from jaxstyle.evaluate import runner
+from jaxstyle.evaluate import tables
 from jaxstyle.models import vgg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxstyle import gallery
 from jaxstyle import images as image_io
+from jaxstyle.evaluate import gallery
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABELS = ["U-Net (ours)", "Johnson TransformerNet", "Gatys NST"]

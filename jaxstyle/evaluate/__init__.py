@@ -12,6 +12,8 @@
   worker    one model's inference in a fresh process (honest memory numbers)
   content   the content images, short side resized, centre square
   tables    table1.md / .csv / .json
+  gallery   gallery.html and the blind rating.html (+ rating_key.json)
+  ratings   reads the sheets rating.html exports and aggregates them
 """
 
 from jaxstyle.evaluate.runner import aggregate_ratings, evaluate

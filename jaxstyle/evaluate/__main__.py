@@ -37,7 +37,7 @@ image there are no quality metrics; the speed and memory columns are still
 measured, on a seeded uniform-noise image.
 
 The second form aggregates rating sheets exported from `rating.html` (see
-`jaxstyle.ratings`) into a ratings block of the table in `--out`.
+`jaxstyle.evaluate.ratings`) into a ratings block of the table in `--out`.
 """
 
 import json
@@ -48,7 +48,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from jaxstyle import ratings
+from jaxstyle.evaluate import ratings
 from jaxstyle.evaluate import runner
 from jaxstyle.evaluate import tables
 from jaxstyle.evaluate import worker

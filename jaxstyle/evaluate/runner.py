@@ -15,10 +15,10 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from jaxstyle import gallery
 from jaxstyle import images as image_io
-from jaxstyle import ratings
 from jaxstyle.evaluate import content
+from jaxstyle.evaluate import gallery
+from jaxstyle.evaluate import ratings
 from jaxstyle.evaluate import rows as rows_lib
 from jaxstyle.evaluate import tables
 from jaxstyle.evaluate import workdirs

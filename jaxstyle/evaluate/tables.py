@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxstyle import ratings
+from jaxstyle.evaluate import ratings
 
 TABLE = "table1"
 

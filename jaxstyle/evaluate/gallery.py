@@ -9,7 +9,7 @@ content and style images, in an order shuffled per rater (seeded by the
 rater's name, so a reload shows the same order), the model hidden behind a
 code letter. Each output gets 1–5 on image quality, style accuracy and detail
 retention; progress is kept in localStorage; "Export CSV" downloads
-`ratings_<rater>.csv` (columns in `jaxstyle.ratings.COLUMNS`). The code →
+`ratings_<rater>.csv` (columns in `jaxstyle.evaluate.ratings.COLUMNS`). The code →
 model key is not in the page: it is `rating_key.json` beside it.
 """
 
@@ -21,7 +21,7 @@ import random
 import string
 from typing import Any, Mapping
 
-from jaxstyle import ratings
+from jaxstyle.evaluate import ratings
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
