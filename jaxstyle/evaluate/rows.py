@@ -85,7 +85,7 @@ def evaluate_row(key: str, entry, *, config, contents, style, speed_image, loss_
     result, outputs = worker.spawn(work_dir, key, dict(base_spec, kind="jax",
                                                        workdir=entry.workdir))
     row["steps"] = result["step"]
-    row["params"] = result.get("num_params") or workdirs.count_params(entry.workdir)
+    row["params"] = result["num_params"]  # of the network that stylizes (stylize.load_stylizer)
     row["images_per_s_jax"] = result["images_per_s"]
     row["backend_jax"] = result["backend"]
     row["peak_rss_mb_jax"], row["baseline_rss_mb_jax"] = (result["peak_rss_mb"],

@@ -84,17 +84,3 @@ def export_onnx(entry, size: int) -> str | None:
     return None
   return find_onnx(entry)
 
-
-def count_params(workdir: str) -> int | None:
-  """Generator parameters from config.json (U-Net / TransformerNet), else None."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from jaxstyle import checkpointing, models  # pylint: disable=g-import-not-at-top
-  config = checkpointing.load_config(workdir)
-  if (checkpointing.trainer_of(config) == "cyclegan"
-      or config.model.name not in models.MODELS):
-    return None
-  model = models.create_model(config.model)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
-  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(shapes["params"])))
