@@ -37,6 +37,7 @@ from jaxstyle import images as image_io
 from jaxstyle import losses
 from jaxstyle import run_lib
 from jaxstyle.models import vgg
+from jaxstyle.models import vgg_weights
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
@@ -434,7 +435,7 @@ def main(argv):
   try:
     loss_net = vgg.load_loss_network(config.vgg.arch, config.vgg.source,
                                      config.vgg.path or None)
-  except (vgg.WeightsError, ValueError) as e:
+  except (vgg_weights.WeightsError, ValueError) as e:
     _fail(str(e).splitlines()[0])
   logging.info("Loss network: %s", loss_net.description)
   try:

