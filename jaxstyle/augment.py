@@ -19,9 +19,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from jaxstyle.data_config import AugmentConfig  # noqa: F401 (re-exported)
-from jaxstyle.data_config import MAX_ROTATE_DEGREES  # noqa: F401 (re-exported)
-from jaxstyle.data_config import parse_augment_config as parse_config  # noqa: F401
+from jaxstyle import data_config
 
 # Per-op salts of the element seed; never change them (resume).
 _SALT_SCALE = 1
@@ -165,7 +163,7 @@ def fitted_transform(image_hw, area: float, angle: float, u, image_size: int) ->
 
 
 def sample_transform(image_hw, index: int, *, seed: int, image_size: int,
-                     cfg: AugmentConfig) -> np.ndarray:
+                     cfg: data_config.AugmentConfig) -> np.ndarray:
   """Draws crop area, angle and centre of the element at `index`; its transform."""
   lo, hi = cfg.crop_scale
   area = op_rng(seed, index, _SALT_SCALE).uniform(lo, hi)
@@ -189,7 +187,7 @@ def random_flip(image: np.ndarray, index: int, *, seed: int) -> np.ndarray:
 
 
 def augment(image: np.ndarray, index: int, *, seed: int, image_size: int, resize_min: int,
-            cfg: AugmentConfig) -> np.ndarray:
+            cfg: data_config.AugmentConfig) -> np.ndarray:
   """One training crop: float32 (image_size, image_size, 3) in [0, 1].
 
   `image` is float (H, W, 3) in [0, 1]. The short side is resized first

@@ -27,8 +27,8 @@ import ml_collections
 import numpy as np
 
 from jaxstyle import augment
+from jaxstyle import data_config as data_config_lib
 from jaxstyle import images as image_io
-from jaxstyle.data_config import validate_data_config  # noqa: F401 (re-exported)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Formats of folder images we train on (as named by PIL).
@@ -200,7 +200,7 @@ class Crop:
   seed: int
   image_size: int
   resize_min: int
-  cfg: augment.AugmentConfig
+  cfg: data_config_lib.AugmentConfig
 
   def __call__(self, index: int, record: str | tuple[str, bytes]) -> np.ndarray:
     for offset in range(1, _MAX_STAND_INS + 1):
@@ -220,14 +220,14 @@ class Crop:
 
 def crops(data_config: ml_collections.ConfigDict, seed: int) -> grain.MapDataset:
   """The global stream of training crops (one float32 S x S x 3 image each)."""
-  validate_data_config(data_config)
+  data_config_lib.validate_data_config(data_config)
   records = (grain.MapDataset.source(image_source(data_config))
              .shuffle(seed=seed % 2**32)
              .repeat())  # reshuffled each epoch
   return records.map_with_index(Crop(
       records, seed=seed, image_size=data_config.image_size,
       resize_min=data_config.get("resize_min") or 0,
-      cfg=augment.parse_config(data_config.get("augment"))))
+      cfg=data_config_lib.parse_augment_config(data_config.get("augment"))))
 
 
 class GlobalBatches(grain.DatasetIterator):

@@ -10,6 +10,7 @@ import pytest
 from skimage import transform as sk_transform
 
 from jaxstyle import augment
+from jaxstyle import data_config
 from jaxstyle import input_pipeline
 
 IMAGE_SIZE = 32
@@ -91,8 +92,8 @@ def test_fill_detection_can_fail():
 
 
 def test_sampled_crops_have_no_fill_pixels():
-  cfg = augment.AugmentConfig(crop_scale=(0.5, 1.0), hflip=False,
-                              rotate_degrees=44.99)
+  cfg = data_config.AugmentConfig(crop_scale=(0.5, 1.0), hflip=False,
+                                  rotate_degrees=44.99)
   image = np.full((40, 71, 3), 0.6)
   angles = []
   for index in range(300):
@@ -181,7 +182,7 @@ def test_bad_augment_values_name_the_key(tmp_path, key, value):
   good = dict(crop_scale=(0.5, 1.0), hflip=True, rotate_degrees=10.0)
   config = _config(tmp_path, augment=dict(good, **{key: value}))
   with pytest.raises(ValueError, match=rf"config\.data\.augment\.{key}\b"):
-    input_pipeline.validate_data_config(config)
+    data_config.validate_data_config(config)
   with pytest.raises(ValueError, match=rf"config\.data\.augment\.{key}\b"):
     input_pipeline.create_train_dataset(config, global_batch_size=BATCH, seed=0)
 
@@ -192,14 +193,14 @@ def test_bad_augment_values_name_the_key(tmp_path, key, value):
 def test_bad_data_values_name_the_key(tmp_path, key, value):
   config = _config(tmp_path, **{key: value})
   with pytest.raises(ValueError, match=rf"config\.data\.{key}="):
-    input_pipeline.validate_data_config(config)
+    data_config.validate_data_config(config)
 
 
 def test_missing_augment_keys_are_off():
-  assert augment.parse_config(None) == augment.AugmentConfig()
-  assert augment.AugmentConfig().plain_crop
-  cfg = augment.parse_config({"hflip": True})
-  assert cfg == augment.AugmentConfig(hflip=True) and cfg.plain_crop
+  assert data_config.parse_augment_config(None) == data_config.AugmentConfig()
+  assert data_config.AugmentConfig().plain_crop
+  cfg = data_config.parse_augment_config({"hflip": True})
+  assert cfg == data_config.AugmentConfig(hflip=True) and cfg.plain_crop
 
 
 # ---------------------------------------------------------------------------
