@@ -8,7 +8,7 @@ WORKDIR ?= runs/quickstart
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install data train test test-deps table1 benchmark clean
+.PHONY: install data train lint test test-deps table1 benchmark clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,12 @@ test-deps:
 	    ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver) || \
 	    echo "make: could not install chromium + chromium-driver; tests/rating_page_test.py needs them"
 
-test: install test-deps
+# ruff (the [dev] extra; rules in pyproject.toml's [tool.ruff]) over the whole tree.
+lint: install
+	$(PY) -m ruff check .
+
+# Lint first: CI (.ci/run) runs `make test`.
+test: install test-deps lint
 	$(PY) -m pytest -q
 
 benchmark: install
