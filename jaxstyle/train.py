@@ -47,7 +47,6 @@ from jaxstyle import run_lib
 from jaxstyle import style_controls
 from jaxstyle import style_perturbation
 from jaxstyle import summary_writer
-from jaxstyle.models import conditioning
 from jaxstyle.models import half_precision
 from jaxstyle.models import vgg
 

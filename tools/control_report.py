@@ -20,7 +20,6 @@ PREFIX_colors.jpg (stylized | colours preserved | photo).
 """
 
 import argparse
-import json
 import os
 import sys
 import time
