@@ -34,6 +34,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
+from jaxstyle import atomic_files
 from jaxstyle import checkpointing
 from jaxstyle import distributed
 from jaxstyle import flops
@@ -253,13 +254,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)
-
-
 def plot_curves(curves: Mapping[str, Mapping[str, list]], path: str) -> None:
   fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 4), dpi=100)
   for ax, tag in zip(axes, CURVES):
@@ -276,7 +270,7 @@ def plot_curves(curves: Mapping[str, Mapping[str, list]], path: str) -> None:
   buf = io.BytesIO()
   fig.savefig(buf, format="png")
   plt.close(fig)
-  _atomic_write(path, buf.getvalue())
+  atomic_files.write_bytes(path, buf.getvalue())
 
 
 def plot_outputs(content: np.ndarray, outputs: Mapping[str, np.ndarray], path: str) -> None:
@@ -296,7 +290,7 @@ def plot_outputs(content: np.ndarray, outputs: Mapping[str, np.ndarray], path: s
   buf = io.BytesIO()
   fig.savefig(buf, format="png")
   plt.close(fig)
-  _atomic_write(path, buf.getvalue())
+  atomic_files.write_bytes(path, buf.getvalue())
 
 
 def plot_tradeoff(rows: list[dict[str, Any]], path: str) -> None:
@@ -316,7 +310,7 @@ def plot_tradeoff(rows: list[dict[str, Any]], path: str) -> None:
   buf = io.BytesIO()
   fig.savefig(buf, format="png")
   plt.close(fig)
-  _atomic_write(path, buf.getvalue())
+  atomic_files.write_bytes(path, buf.getvalue())
 
 
 def write_report(workdir: str, ablation, rows, curves, outputs, content) -> str:
@@ -330,15 +324,15 @@ def write_report(workdir: str, ablation, rows, curves, outputs, content) -> str:
             f"the style image at {metrics.STYLE_SIZE} px; relu3_3/relu4_3: those "
             f"layers alone) and SSIM on the eval images at {base.eval.image_size} px; "
             f"ms: JAX jit at {INFERENCE_SIZE}², batch 1, this backend.\n\n")
-  _atomic_write(os.path.join(workdir, "ablation.md"), (header + table).encode())
+  atomic_files.write_bytes(os.path.join(workdir, "ablation.md"), (header + table).encode())
   buf = io.StringIO()
   writer = csv.DictWriter(buf, fieldnames=[k for k, _, _ in COLUMNS] + ["model", "tv_loss"],
                           extrasaction="ignore")
   writer.writeheader()
   writer.writerows(rows)
-  _atomic_write(os.path.join(workdir, "ablation.csv"), buf.getvalue().encode())
-  _atomic_write(os.path.join(workdir, "ablation.json"),
-                json.dumps({"conditions": header.strip(), "rows": rows}, indent=2).encode())
+  atomic_files.write_bytes(os.path.join(workdir, "ablation.csv"), buf.getvalue().encode())
+  atomic_files.write_bytes(os.path.join(workdir, "ablation.json"),
+                           json.dumps({"conditions": header.strip(), "rows": rows}, indent=2).encode())
   plot_curves(curves, os.path.join(workdir, "loss_curves.png"))
   plot_outputs(content, outputs, os.path.join(workdir, "outputs.png"))
   plot_tradeoff(rows, os.path.join(workdir, "tradeoff.png"))

@@ -16,6 +16,8 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from jaxstyle import atomic_files
+
 DATA_ITEM = "data"
 
 
@@ -113,11 +115,8 @@ def restore_data_iterator(manager: ocp.CheckpointManager, step: int, iterator,
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Writes config.json (write, then rename) so inference can rebuild the model."""
-  path = os.path.join(workdir, "config.json")
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-  os.replace(tmp, path)
+  atomic_files.write_text(os.path.join(workdir, "config.json"),
+                          config.to_json_best_effort(indent=2))
 
 
 # config.trainer: the training loop a config (and so its workdir) is for.

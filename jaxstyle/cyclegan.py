@@ -44,6 +44,7 @@ import numpy as np
 import optax
 import tqdm
 
+from jaxstyle import atomic_files
 from jaxstyle import checkpointing
 from jaxstyle import data_config
 from jaxstyle import images as image_io
@@ -502,7 +503,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
   else:
     initial, _, _ = trainer.evaluate(state.generators.params, eval_images)
     if is_chief:
-      run_lib.write_json(initial_path, initial)
+      atomic_files.write_json(initial_path, initial)
   start_step = int(state.step)
 
   domain_b = config.data_b.source
@@ -585,7 +586,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
     }
-    run_lib.write_json(os.path.join(workdir, "summary.json"), summary)
+    atomic_files.write_json(os.path.join(workdir, "summary.json"), summary)
     logging.info("Wrote %s and %s", os.path.join(workdir, "summary.json"), grid)
     print(json.dumps(summary, indent=2))
   if writer is not None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
+
+from jaxstyle import atomic_files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
@@ -185,22 +186,8 @@ def save_png(array01: np.ndarray, path: str) -> None:
     raise ValueError(f"expected an HxWx3 image, got shape {array.shape}")
   pixels = to_uint8(array)
 
-  directory, name = os.path.split(os.path.abspath(path))
-  tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
-  # os.open with 0o666 honours the umask, unlike tempfile's private 0o600.
-  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      Image.fromarray(pixels).save(f, format="PNG")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    try:
-      os.unlink(tmp)
-    except FileNotFoundError:
-      pass
-    raise
+  with atomic_files.replacing(path, binary=True) as f:
+    Image.fromarray(pixels).save(f, format="PNG")
 
 
 # --------------------------------------------------------------------------- batch helpers

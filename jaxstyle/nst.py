@@ -14,7 +14,6 @@ is one jitted function.
 
 import contextlib
 import functools
-import json
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ import optax
 import tqdm
 
 import jaxstyle
+from jaxstyle import atomic_files
 from jaxstyle import images as image_io
 from jaxstyle import losses
 from jaxstyle import run_lib
@@ -446,10 +446,7 @@ def main(argv):
   info.update(content=os.path.abspath(FLAGS.content), style=os.path.abspath(style_path),
               config=config.to_dict())
   json_path = os.path.splitext(FLAGS.output)[0] + ".json"
-  tmp = json_path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(info, f, indent=2, sort_keys=True)
-  os.replace(tmp, json_path)
+  atomic_files.write_json(json_path, info)
   print(f"jaxstyle.nst: wrote {FLAGS.output} ({info['steps']} {info['optimizer']} steps, "
         f"{info['seconds']:.1f} s, loss {info['loss_initial']:.4g} -> "
         f"{info['loss_final']:.4g})")

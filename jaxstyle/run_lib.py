@@ -10,7 +10,7 @@ atomically written JSON. `jaxstyle.train` (style transfer) and
 import json
 import os
 import time
-from typing import Any, Mapping
+from typing import Mapping
 
 from absl import logging
 import jax
@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 import jaxstyle
+from jaxstyle import atomic_files
 from jaxstyle import checkpointing
 from jaxstyle import images as image_io
 from jaxstyle import input_pipeline
@@ -156,24 +157,9 @@ class EvalHistory:
         kept = [r for r in map(json.loads, filter(str.strip, f)) if r["step"] <= start_step]
     self.offset = kept[-1]["train_seconds"] if kept else 0.0
     if jax.process_index() == 0:
-      write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+      atomic_files.write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
   def append(self, step: int, train_seconds: float, metrics: Mapping[str, float]) -> None:
     record = dict(metrics, step=step, train_seconds=round(self.offset + train_seconds, 2))
     with open(self.path, "a") as f:
       f.write(json.dumps(record, sort_keys=True) + "\n")
-
-
-def write_json(path: str, data: Mapping[str, Any]) -> None:
-  """Write, then rename: a reader never sees half a file."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(data, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
-def write_text(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)

@@ -34,6 +34,7 @@ import numpy as np
 import optax
 import tqdm
 
+from jaxstyle import atomic_files
 from jaxstyle import checkpointing
 from jaxstyle import control_strips
 from jaxstyle import distributed
@@ -559,7 +560,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   else:
     initial, _ = trainer.evaluate(state.params, eval_images)
     if is_chief:
-      run_lib.write_json(initial_path, initial)
+      atomic_files.write_json(initial_path, initial)
   history = run_lib.EvalHistory(os.path.join(workdir, "eval_history.jsonl"), start_step)
   if start_step == 0 and is_chief:
     history.append(0, 0.0, initial)
@@ -669,7 +670,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if "identity/ssim" in final:
       # Strength 0 (the identity condition): how well the photo comes back.
       summary["quality"]["identity_ssim"] = final["identity/ssim"]
-    run_lib.write_json(os.path.join(workdir, "summary.json"), summary)
+    atomic_files.write_json(os.path.join(workdir, "summary.json"), summary)
     logging.info("Wrote %s and %s", os.path.join(workdir, "summary.json"), grid)
     print(json.dumps(summary, indent=2))
   if writer is not None:

@@ -322,7 +322,7 @@ def test_download_caches_atomically(torchvision_file, tmp_path, monkeypatch):
     net = vgg.load_loss_network('vgg16', 'torchvision', source.as_uri(), cache_dir=str(cache))
   assert opened == [source.as_uri()]  # the second call used the cache
   assert len(replaced) == 1 and os.path.dirname(replaced[0][0]) == str(cache)
-  assert replaced[0][0].endswith('.part')
+  assert replaced[0][0].endswith('.tmp')  # jaxstyle.atomic_files' temporary name
   assert os.listdir(cache) == [source.name]
   assert 'conv5_3' in net.params
 

@@ -33,6 +33,7 @@ import jax
 from PIL import Image
 
 import jaxstyle
+from jaxstyle import atomic_files
 from jaxstyle import colors
 from jaxstyle import control_strips
 from jaxstyle import images as image_io
@@ -164,7 +165,7 @@ def main():
           f"| {n}-style ({os.path.basename(args.onnx_multi)}) | {multi:.3f} "
           f"({multi / single - 1:+.1%}) |")
   if args.json:
-    run_lib.write_json(args.json, results)
+    atomic_files.write_json(args.json, results)
 
 
 if __name__ == "__main__":

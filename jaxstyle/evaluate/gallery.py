@@ -21,6 +21,7 @@ import random
 import string
 from typing import Any, Mapping
 
+from jaxstyle import atomic_files
 from jaxstyle.evaluate import ratings
 
 _CSS = """
@@ -45,13 +46,6 @@ def _fmt(value, spec: str) -> str:
   if isinstance(value, float) and math.isinf(value):
     return "∞"
   return spec.format(value)
-
-
-def _write(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(tmp, path)
 
 
 def gallery_html(report: Mapping[str, Any]) -> str:
@@ -243,12 +237,12 @@ the downloaded file back.</p>
 
 def write_pages(out_dir: str, report: Mapping[str, Any], seed: int) -> dict[str, str]:
   """Writes gallery.html, rating.html, rating_key.json; returns the code key."""
-  _write(os.path.join(out_dir, "gallery.html"), gallery_html(report))
+  atomic_files.write_text(os.path.join(out_dir, "gallery.html"), gallery_html(report))
   rated = [r["label"] for r in report["rows"] if r["status"] == "ok" and r.get("per_image")]
   codes = assign_codes(rated, seed)
   page_id = f"{report['conditions'].get('date', '')}-{seed}"
-  _write(os.path.join(out_dir, "rating.html"), rating_html(report, codes, page_id))
-  _write(os.path.join(out_dir, ratings.KEY_FILE),
+  atomic_files.write_text(os.path.join(out_dir, "rating.html"), rating_html(report, codes, page_id))
+  atomic_files.write_text(os.path.join(out_dir, ratings.KEY_FILE),
          json.dumps({"codes": codes, "page_id": page_id,
                      "note": "code letter shown in rating.html -> model"}, indent=2))
   return codes

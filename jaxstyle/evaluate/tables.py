@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from jaxstyle import atomic_files
 from jaxstyle.evaluate import ratings
 
 TABLE = "table1"
@@ -158,16 +159,9 @@ def json_safe(value):
   return value
 
 
-def _atomic_write(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def write_tables(out_dir: str, report: Mapping[str, Any]) -> None:
   """table1.md / .csv / .json from the report (each written, then renamed)."""
-  _atomic_write(os.path.join(out_dir, TABLE + ".md"), markdown(report))
+  atomic_files.write_text(os.path.join(out_dir, TABLE + ".md"), markdown(report))
   rows = [{k: v for k, v in r.items() if k != "per_image"} for r in report["rows"]]
   by_label = {r["label"]: r for r in rows}
   if report.get("ratings"):
@@ -182,9 +176,9 @@ def write_tables(out_dir: str, report: Mapping[str, Any]) -> None:
   writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
   writer.writeheader()
   writer.writerows(rows)
-  _atomic_write(os.path.join(out_dir, TABLE + ".csv"), buf.getvalue())
-  _atomic_write(os.path.join(out_dir, TABLE + ".json"),
-                json.dumps(json_safe(report), indent=2, ensure_ascii=False) + "\n")
+  atomic_files.write_text(os.path.join(out_dir, TABLE + ".csv"), buf.getvalue())
+  atomic_files.write_text(os.path.join(out_dir, TABLE + ".json"),
+                          json.dumps(json_safe(report), indent=2, ensure_ascii=False) + "\n")
 
 
 def read_report(out_dir: str) -> dict[str, Any] | None:

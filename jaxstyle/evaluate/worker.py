@@ -17,6 +17,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxstyle import atomic_files
 from jaxstyle import images as image_io
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -112,12 +113,10 @@ def run_worker(spec_path: str) -> None:
   result["seconds"] = times
   result["images_per_s"] = (1.0 / float(np.mean(times)) if spec["kind"] == "gatys"
                             else 1.0 / float(np.median(times)))
-  np.savez(spec["outputs"] + ".tmp.npz", outputs=np.asarray(outputs, np.float32)
-           .reshape((len(outputs),) + speed_image.shape))
-  os.replace(spec["outputs"] + ".tmp.npz", spec["outputs"])
-  with open(spec["result"] + ".tmp", "w") as f:
-    json.dump(result, f)
-  os.replace(spec["result"] + ".tmp", spec["result"])
+  with atomic_files.replacing(spec["outputs"], binary=True) as f:
+    np.savez(f, outputs=np.asarray(outputs, np.float32)
+             .reshape((len(outputs),) + speed_image.shape))
+  atomic_files.write_json(spec["result"], result, indent=None, sort_keys=False)
 
 
 def spawn(work_dir: str, name: str, spec: dict[str, Any]) -> tuple[dict, np.ndarray]:

@@ -9,7 +9,6 @@ previous artifact, if any, untouched.
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from jaxstyle import atomic_files
 from jaxstyle.export import model as model_lib
 from jaxstyle.export.errors import ExportError
 
@@ -363,8 +363,6 @@ def export(workdir, out, formats=FORMATS, *, step=None, name=None, verify=True, 
               f"{c.max_abs_error:.2e}" for c in checks) if verify else ""))
   finally:
     shutil.rmtree(staging, ignore_errors=True)
-  path = os.path.join(out, f"{name}.export.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump(report, f, indent=2, default=str)
-  os.replace(path + ".tmp", path)
+  atomic_files.write_json(os.path.join(out, f"{name}.export.json"), report,
+                          sort_keys=False, default=str)
   return report

@@ -17,7 +17,6 @@ import importlib.util
 import os
 import pickle
 import re
-import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
@@ -27,6 +26,8 @@ from absl import logging
 import h5py
 import jax.numpy as jnp
 import numpy as np
+
+from jaxstyle import atomic_files
 
 TORCHVISION_URLS = {
     'vgg16': 'https://download.pytorch.org/models/vgg16-397923af.pth',
@@ -65,25 +66,24 @@ def download(url: str, cache_dir: str | None = None, check_sha256_prefix: bool =
     return target
   os.makedirs(cache_dir, exist_ok=True)
   logging.info('Downloading %s to %s', url, target)
-  fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f'.{filename}.', suffix='.part')
+  # torchvision names files <name>-<first hex digits of their sha256>.pth.
+  expected = re.search(r'-([0-9a-f]{8,})\.', filename) if check_sha256_prefix else None
   sha256 = hashlib.sha256()
   try:
-    with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(url, timeout=60) as response:
+    with atomic_files.replacing(target, binary=True) as f, \
+        urllib.request.urlopen(url, timeout=60) as response:
       while chunk := response.read(1 << 20):
         sha256.update(chunk)
         f.write(chunk)
+      if expected and not sha256.hexdigest().startswith(expected.group(1)):
+        raise WeightsError(f'{url}: downloaded file has sha256 {sha256.hexdigest()}, '
+                           f'expected a hash starting with {expected.group(1)}.')
+  except WeightsError:
+    raise
   except Exception as e:  # URLError, OSError, http.client errors, ...
-    os.remove(tmp)
     raise WeightsError(
         f'Could not download {url}: {e}. Download it elsewhere and pass the local file '
         "(--config.vgg.path=/local/file), or use the bundled weights (source='hed').") from e
-  # torchvision names files <name>-<first hex digits of their sha256>.pth.
-  expected = re.search(r'-([0-9a-f]{8,})\.', filename) if check_sha256_prefix else None
-  if expected and not sha256.hexdigest().startswith(expected.group(1)):
-    os.remove(tmp)
-    raise WeightsError(f'{url}: downloaded file has sha256 {sha256.hexdigest()}, '
-                       f'expected a hash starting with {expected.group(1)}.')
-  os.replace(tmp, target)
   return target
 
 
