@@ -16,12 +16,14 @@ import ml_collections
 from configs import nst as nst_config
 
 
-def _entry(label, kind, workdir="", train_config="", nst=None):
+def _entry(label, kind, workdir="", train_config="", nst=None, style_weights=""):
   return ml_collections.ConfigDict(dict(
       label=label,
       kind=kind,                  # 'checkpoint' | 'gatys'
       workdir=workdir,            # checkpoint rows: the training workdir
       train_config=train_config,  # what --train_missing trains it with
+      # A multi-style model's row: the style it runs at (config.style's name).
+      style_weights=style_weights,
       train_overrides=(),         # extra `--config.x=y` arguments for that training
       onnx="",                    # ONNX file for the onnxruntime column; '' = <workdir>/export/*.onnx
       # gatys rows: the full NST config (configs/nst.py; override any field,
@@ -70,6 +72,11 @@ def get_config() -> ml_collections.ConfigDict:
       "cyclegan": _entry("CycleGAN", "checkpoint", "runs/cyclegan_quick",
                          "configs/cyclegan_quick.py"),
       "gatys": _entry("Gatys NST", "gatys", nst=_gatys()),
+      # Not in the default rows (4,000 steps, ~50 CPU minutes): add with
+      # --config.rows="('unet', 'unet_multistyle', ...)".
+      "unet_multistyle": _entry("U-Net, 4 styles in one (mosaic)", "checkpoint",
+                                "runs/multistyle", "configs/multistyle.py",
+                                style_weights="mosaic"),
   })
 
   # The paper's own Table 1 (../shared/paper, §4), shown in a separate block

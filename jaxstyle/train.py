@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from absl import app
 from absl import flags
 from absl import logging
-from flax.training import train_state
+from flax.training.train_state import TrainState
 import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
@@ -50,10 +50,6 @@ from jaxstyle import style_perturbation
 from jaxstyle import summary_writer
 from jaxstyle.models import half_precision
 from jaxstyle.models import vgg
-
-
-class TrainState(train_state.TrainState):
-  pass
 
 
 # Input noise (one 8-bit grey level) of the evaluation's stability metric,

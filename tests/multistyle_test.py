@@ -219,3 +219,18 @@ def test_stylize_cli_controls(multistyle_run, tmp_path):
                                "candy=-1"], capture_output=True, text=True, timeout=300,
                        cwd=REPO)
   assert bad.returncode != 0 and "style weight -1 is not allowed" in bad.stderr
+
+
+def test_table1_worker_runs_one_style_of_a_multi_style_model(multistyle_run, tmp_path):
+  """An evaluate row with style_weights='mosaic' stylizes as that style."""
+  from jaxstyle import Stylizer  # pylint: disable=g-import-not-at-top
+  from jaxstyle.evaluate import worker  # pylint: disable=g-import-not-at-top
+  images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+  np.savez(tmp_path / "images.npz", images=images, speed_image=images[0])
+  spec = {"images": str(tmp_path / "images.npz"), "warmup": 0, "repeats": 1, "kind": "jax",
+          "workdir": str(multistyle_run), "style_weights": "mosaic"}
+  result, outputs = worker.spawn(str(tmp_path), "multi", spec)
+  want = Stylizer.from_workdir(multistyle_run)(list(images), max_size=None,
+                                               style_weights="mosaic")
+  np.testing.assert_allclose(outputs, np.stack(want), atol=1e-5)
+  assert result["num_params"] > 0

@@ -70,7 +70,9 @@ def evaluate_row(key: str, entry, *, config, contents, style, speed_image, loss_
   if not os.path.exists(images_path):
     np.savez(images_path, images=images, speed_image=speed_image, style=style)
   base_spec = {"images": images_path, "warmup": config.speed.warmup,
-               "repeats": config.speed.repeats}
+               "repeats": config.speed.repeats,
+               # A multi-style model's style for this table (e.g. 'mosaic').
+               "style_weights": entry.get("style_weights") or None}
   if entry.kind == "checkpoint":
     state = workdirs.checkpoint_state(entry.workdir)
     if state == "missing":

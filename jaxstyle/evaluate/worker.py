@@ -64,6 +64,19 @@ def _pad_apply(apply_fn, multiple: int):
   return run
 
 
+def _onnx_controls(session, style_weights) -> dict[str, np.ndarray]:
+  """A multi-style export's other inputs: the chosen style(s), full strength."""
+  from jaxstyle import style_controls  # pylint: disable=g-import-not-at-top
+  inputs = {i.name for i in session.get_inputs()}
+  feeds = {}
+  if "style_weights" in inputs:
+    styles = session.get_modelmeta().custom_metadata_map.get("styles", "").split(",")
+    feeds["style_weights"] = style_controls.parse_style_weights(style_weights, styles)
+  if "strength" in inputs:
+    feeds["strength"] = np.ones(1, np.float32)
+  return feeds
+
+
 def run_worker(spec_path: str) -> None:
   """Runs the spec (JSON) of `spawn`; writes outputs .npz and result JSON."""
   with open(spec_path) as f:
@@ -76,7 +89,8 @@ def run_worker(spec_path: str) -> None:
     import jax  # pylint: disable=g-import-not-at-top
     from jaxstyle import stylize  # pylint: disable=g-import-not-at-top
     result["baseline_rss_mb"] = _memory_mb("VmRSS")
-    apply_fn, multiple, meta = stylize.load_stylizer(spec["workdir"])
+    apply_fn, multiple, meta = stylize.load_stylizer(
+        spec["workdir"], style_weights=spec.get("style_weights"))
     run = _pad_apply(apply_fn, multiple)
     outputs = [run(image) for image in images]
     times = _time_calls(run, speed_image, spec["warmup"], spec["repeats"])
@@ -87,7 +101,9 @@ def run_worker(spec_path: str) -> None:
     result["baseline_rss_mb"] = _memory_mb("VmRSS")
     session = ort.InferenceSession(spec["onnx"], providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    run = lambda image: session.run(None, {name: image[None].astype(np.float32)})[0][0]
+    controls = _onnx_controls(session, spec.get("style_weights"))
+    run = lambda image: session.run(
+        None, {name: image[None].astype(np.float32), **controls})[0][0]
     times = _time_calls(run, speed_image, spec["warmup"], spec["repeats"])
     result["backend"] = f"onnxruntime {ort.__version__} CPU"
   elif spec["kind"] == "gatys":

@@ -13,7 +13,6 @@ import logging
 
 import onnx
 
-from jaxstyle import onnx_inference
 from jaxstyle.export import onnx_graph
 from jaxstyle.export.model import ExportModel
 
@@ -74,11 +73,6 @@ def trace(model: ExportModel, io: str = "nhwc", params=None,
       + (" 'strength' float32 [1] in [0, 1]: 0 the photo, 1 the full style."
          if len(extra) > 1 else ""))
   return optimized, report
-
-
-# Running an export needs neither JAX nor this module: jaxstyle.onnx_inference.
-session = onnx_inference.session
-run = onnx_inference.run
 
 
 def op_counts(proto) -> dict[str, int]:
