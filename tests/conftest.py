@@ -3,20 +3,42 @@
 Both run as a user would after `pip install`: the console script of this
 interpreter's environment, from a folder outside the repository, with no
 PYTHONPATH.
+
+The session shares one persistent XLA compilation cache (a fresh folder, or
+$JAX_COMPILATION_CACHE_DIR if set) with every process it starts: the tests
+start dozens of training and export processes that compile the same programs.
+A cached executable is the one XLA compiled (bit-identical results); its key
+includes the program, the devices and XLA_FLAGS.
 """
 
+import atexit
 import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STYLES = os.path.join(REPO, "jaxstyle", "assets", "styles")
+
+
+def _share_compilation_cache() -> None:
+  """Set before this process imports JAX; subprocesses inherit os.environ."""
+  if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    cache = tempfile.mkdtemp(prefix="jaxstyle-tests-xla-")
+    atexit.register(shutil.rmtree, cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+
+_share_compilation_cache()
 
 
 class ProgressReader:
