@@ -1,9 +1,9 @@
 """Export to ONNX, Core ML and TF SavedModel, each checked against JAX.
 
-A tiny model is trained once (subprocess, seconds); the CLI exports it to all
-three formats and verifies the saved artifacts (Core ML through the numpy MIL
-interpreter, up to 2048×2048). Other tests prove the checks can fail and that
-a failed export leaves nothing in place of the artifact.
+The CLI exports conftest's tiny model (`tiny_workdir`, trained once per
+session) to all three formats and verifies the saved artifacts (Core ML through
+the numpy MIL interpreter, up to 2048×2048). Other tests prove the checks can
+fail and that a failed export leaves nothing in place of the artifact.
 """
 
 import dataclasses
@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STYLES = "folder:" + os.path.join(REPO, "jaxstyle", "assets", "styles")
 SMALL = "64,128x192,256"
 
 
@@ -29,14 +28,9 @@ def _env():
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("tiny")
-  proc = subprocess.run(
-      [sys.executable, "-m", "jaxstyle.train", "--config", os.path.join(REPO, "configs", "tiny.py"),
-       "--workdir", str(workdir), f"--config.data.source={STYLES}"],
-      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return workdir
+def workdir(tiny_workdir):
+  """configs/tiny.py, 3 steps on the shipped styles (conftest: `jaxstyle train`)."""
+  return tiny_workdir
 
 
 @pytest.fixture(scope="module")
