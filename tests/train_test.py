@@ -5,6 +5,7 @@ Each run is a subprocess, so it can have its own simulated device count
 (XLA_FLAGS must be set before JAX starts) and can be SIGKILLed.
 """
 
+import functools
 import json
 import os
 import signal
@@ -180,9 +181,29 @@ def test_sigterm_checkpoints_after_the_step_and_the_rerun_resumes_exactly(tmp_pa
   assert _max_abs_diff(want["opt_state"], got["opt_state"]) <= 1e-6
 
 
+def _parse_train_flags(monkeypatch, argv):
+  """`python -m jaxstyle.train`'s flags parsed in this process: train.define_flags()
+  registers them on fresh FlagValues (absl's DEFINE_* pointed there) and `argv`
+  is parsed, config overrides included, as app.run would."""
+  from absl import flags
+  from ml_collections import config_flags
+  from jaxstyle import train
+  values = flags.FlagValues()
+  for name in ("DEFINE_string", "DEFINE_bool", "DEFINE_boolean", "DEFINE_integer",
+               "DEFINE_float", "DEFINE_enum", "DEFINE_list", "mark_flags_as_required"):
+    monkeypatch.setattr(flags, name, functools.partial(getattr(flags, name), flag_values=values))
+  monkeypatch.setattr(config_flags, "DEFINE_config_file", functools.partial(
+      config_flags.DEFINE_config_file, flag_values=values, sys_argv=argv))
+  train.define_flags()
+  values(argv)
+  return values
+
+
+# In this process (one device): the overrides as the command line gives them,
+# then the function the command runs. The CLI case below shows the same
+# error reaching the user.
 @pytest.mark.parametrize("override, key", [
     ("--config.loss.style_weight=-1", "config.loss.style_weight"),
-    ("--config.batch_size=3", "config.batch_size"),
     ("--config.loss.style_layers.relu1_2=-0.5", "config.loss.style_layers.relu1_2"),
     ("--config.data.image_size=31", "config.data.image_size"),
     ("--config.model.name=resnet", "config.model.name"),
@@ -190,18 +211,26 @@ def test_sigterm_checkpoints_after_the_step_and_the_rerun_resumes_exactly(tmp_pa
     ("--config.loss.stability_noise_std=0", "config.loss.stability_noise_std"),
     ("--config.loss.stability_perturbation=bf16", "config.loss.stability_perturbation"),
 ])
-def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, key):
-  proc = subprocess.run(_command(tmp_path, override), cwd=REPO, env=_env(2),
+def test_bad_config_fails_at_start_naming_the_key(monkeypatch, tmp_path, override, key):
+  from jaxstyle import train
+  parsed = _parse_train_flags(monkeypatch, _command(tmp_path, override)[2:])
+  with pytest.raises(ValueError) as error:
+    train.train_and_evaluate(parsed.config, parsed.workdir)
+  assert key in str(error.value)
+  assert not (tmp_path / "checkpoints").exists()
+
+
+def test_bad_config_fails_at_start_naming_the_key_from_the_cli(tmp_path):
+  """`python -m jaxstyle.train` on 2 devices: a batch of 3 does not split."""
+  proc = subprocess.run(_command(tmp_path, "--config.batch_size=3"), cwd=REPO, env=_env(2),
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode != 0
-  assert key in proc.stderr
+  assert "config.batch_size" in proc.stderr
 
 
-def test_unknown_config_key_is_rejected(tmp_path):
-  proc = subprocess.run(_command(tmp_path, "--config.optimizer.lerning_rate=1"), cwd=REPO,
-                        env=_env(), capture_output=True, text=True, timeout=300)
-  assert proc.returncode != 0
-  assert "lerning_rate" in proc.stderr
+def test_unknown_config_key_is_rejected(monkeypatch, tmp_path):
+  with pytest.raises(Exception, match="lerning_rate"):
+    _parse_train_flags(monkeypatch, _command(tmp_path, "--config.optimizer.lerning_rate=1")[2:])
 
 
 def test_stylize_cli_handles_any_size_and_bad_inputs(single_device_run, tmp_path):
