@@ -34,6 +34,10 @@ def _share_compilation_cache() -> None:
     cache = tempfile.mkdtemp(prefix="jaxstyle-tests-xla-")
     atexit.register(shutil.rmtree, cache, ignore_errors=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+  # Every program: the small ones are most of a tiny run's entries and ~25% of
+  # what the cache saves it. No size limit: with one, each write scans the folder.
+  # An entry read while another process is writing it does not load; JAX then
+  # warns and compiles.
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
