@@ -119,14 +119,21 @@ def test_sigkill_then_rerun_resumes_to_identical_parameters(tmp_path):
   _train(reference, *overrides)
 
   killed = tmp_path / "killed"
+  # Its own process group: the data workers it spawned, which outlive a
+  # SIGKILLed parent, are stopped once it is dead.
   proc = subprocess.Popen(_command(killed, *overrides), cwd=REPO, env=_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
   deadline = time.time() + 300
   first_checkpoint = killed / "checkpoints" / "2"
   while not first_checkpoint.exists() and proc.poll() is None and time.time() < deadline:
     time.sleep(0.01)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
+  try:
+    os.killpg(proc.pid, signal.SIGKILL)
+  except ProcessLookupError:
+    pass  # no worker left
   assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
   assert not (killed / "summary.json").exists()
 
