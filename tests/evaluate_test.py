@@ -146,6 +146,10 @@ def test_end_to_end_table_gallery_and_marked_rows(evaluated):
   unet, johnson, gatys = rows["unet"], rows["johnson"], rows["gatys"]
   assert johnson["status"] == "missing" and "no_such_run" in johnson["reason"]
   assert unet["status"] == "ok" and unet["steps"] == 3
+  # Training minutes: the run's own steps × steady step time, not the wall clock.
+  summary = json.loads((root / "unet" / "summary.json").read_text())
+  assert unet["train_min"] == pytest.approx(summary["step_time_s"] * 3 / 60)
+  assert "train_min" not in gatys
   assert gatys["status"] == "ok" and gatys["steps"] == 2
   assert [s["path"].endswith("broken.jpg") for s in report["skipped_images"]] == [True]
   assert report["conditions"]["content_images"] == ["amber"]

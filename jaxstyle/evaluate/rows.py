@@ -87,6 +87,7 @@ def evaluate_row(key: str, entry, *, config, contents, style, speed_image, loss_
     result, outputs = worker.spawn(work_dir, key, dict(base_spec, kind="jax",
                                                        workdir=entry.workdir))
     row["steps"] = result["step"]
+    row["train_min"] = workdirs.training_minutes(entry.workdir)
     row["params"] = result["num_params"]  # of the network that stylizes (stylize.load_stylizer)
     row["images_per_s_jax"] = result["images_per_s"]
     row["backend_jax"] = result["backend"]

@@ -24,6 +24,7 @@ COLUMNS = (  # (key, markdown title, format); *_mean gets "± std".
     ("label", "model", "{}"),
     ("status", "status", "{}"),
     ("steps", "steps", "{:,}"),
+    ("train_min", "train min", "{:.1f}"),
     ("params", "params", "{:,}"),
     ("param_mb", "param MB", "{:.2f}"),
     ("ssim_mean", "SSIM ↑", "{:.3f}"),

@@ -5,6 +5,7 @@ jaxstyle.export` in a process of its own (training resumes), so a failure
 marks the row instead of stopping the table.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +35,22 @@ def checkpoint_state(workdir: str) -> str:
       or not checkpoint_steps(workdir):
     return "missing"
   return "ready" if os.path.exists(os.path.join(workdir, "summary.json")) else "unfinished"
+
+
+def training_minutes(workdir: str) -> float | None:
+  """Training compute of a finished run: steps × steady step time (summary.json), in minutes.
+
+  Evaluations and compilation are left out, so rows trained on the same
+  machine compare by what their steps cost; None before summary.json exists.
+  """
+  try:
+    with open(os.path.join(workdir, "summary.json")) as f:
+      summary = json.load(f)
+  except FileNotFoundError:
+    return None
+  if not summary.get("step_time_s") or not summary.get("steps"):
+    return None
+  return summary["step_time_s"] * summary["steps"] / 60
 
 
 def train_command(entry) -> list[str]:
