@@ -19,7 +19,6 @@ import io
 import json
 import math
 import os
-import time
 from typing import Any, Mapping
 
 from absl import app
@@ -43,6 +42,7 @@ from jaxstyle import metrics
 from jaxstyle import models
 from jaxstyle import run_lib
 from jaxstyle import stylize
+from jaxstyle import timing
 from jaxstyle import train
 from jaxstyle.models import vgg
 
@@ -176,13 +176,7 @@ INFERENCE_SIZE = 1024
 def inference_ms(apply_fn, size: int, repeats: int = 3) -> float:
   """Median wall ms of one (size, size) image through `apply_fn`, after a warm-up."""
   image = np.random.default_rng(0).uniform(size=(size, size, 3)).astype(np.float32)
-  apply_fn(image)
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    apply_fn(image)
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times))
+  return 1e3 * float(np.median(timing.call_seconds(apply_fn, image, repeats=repeats)))
 
 
 def evaluate_variant(name: str, workdir: str, config, *, loss_net, style_image,

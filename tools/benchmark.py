@@ -52,7 +52,9 @@ from configs import default  # noqa: E402
 from configs import fullres  # noqa: E402
 from jaxstyle import flops  # noqa: E402
 from jaxstyle import models  # noqa: E402
+from jaxstyle import objectives  # noqa: E402
 from jaxstyle import run_lib  # noqa: E402
+from jaxstyle import timing  # noqa: E402
 from jaxstyle import train  # noqa: E402
 from jaxstyle.models import half_precision  # noqa: E402
 
@@ -61,13 +63,8 @@ STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
 
 def timeit(fn, *args, repeats=3):
   """Median seconds per call after one warm-up (compilation) call."""
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+  ready = lambda: jax.block_until_ready(fn(*args))
+  return float(np.median(timing.call_seconds(ready, repeats=repeats)))
 
 
 def gemm_peak(n=2048):
@@ -95,7 +92,7 @@ def step_rows(config, batch, size, steps):
   # MACs are counted on the grouped-convolution form: the shifted
   # multiply-adds do the same work but are not convolutions in the jaxpr.
   counted = trainer.model.clone(depthwise_impl="conv")
-  loss_fn = functools.partial(train.compute_losses, model=counted, loss_cfg=config.loss)
+  loss_fn = functools.partial(objectives.compute_losses, model=counted, loss_cfg=config.loss)
   grad = jax.grad(lambda p: loss_fn(p, x, trainer.style_targets, trainer.loss_net)[0])
   step_macs = flops.count_macs(grad, state.params)
 

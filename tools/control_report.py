@@ -22,7 +22,6 @@ PREFIX_colors.jpg (stylized | colours preserved | photo).
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -40,6 +39,7 @@ from jaxstyle import images as image_io
 from jaxstyle import metrics
 from jaxstyle import run_lib
 from jaxstyle import stylize
+from jaxstyle import timing
 from jaxstyle import trained_model
 from jaxstyle.models import vgg
 # pylint: enable=wrong-import-position
@@ -69,14 +69,8 @@ def onnx_seconds(paths, size=1024, threads=2, runs=7):
         feeds[i.name] = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
       else:
         feeds[i.name] = np.full(i.shape, 1.0 / i.shape[0], np.float32)
-    session.run(None, feeds)
-    jobs.append((session, feeds, []))
-  for _ in range(runs):
-    for session, feeds, times in jobs:
-      start = time.perf_counter()
-      session.run(None, feeds)
-      times.append(time.perf_counter() - start)
-  return [float(np.median(times)) for _, _, times in jobs]
+    jobs.append(lambda session=session, feeds=feeds: session.run(None, feeds))
+  return [float(np.median(t)) for t in timing.interleaved_seconds(jobs, runs)]
 
 
 def _save_jpg(picture, path):

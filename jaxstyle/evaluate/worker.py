@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxstyle import atomic_files
 from jaxstyle import images as image_io
+from jaxstyle import timing
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,17 +45,6 @@ def _memory_mb(field: str) -> float:
   except OSError:
     pass
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _time_calls(fn, image, warmup: int, repeats: int) -> list[float]:
-  for _ in range(warmup):
-    fn(image)
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn(image)
-    times.append(time.perf_counter() - start)
-  return times
 
 
 def _pad_apply(apply_fn, multiple: int):
@@ -93,7 +83,7 @@ def run_worker(spec_path: str) -> None:
         spec["workdir"], style_weights=spec.get("style_weights"))
     run = _pad_apply(apply_fn, multiple)
     outputs = [run(image) for image in images]
-    times = _time_calls(run, speed_image, spec["warmup"], spec["repeats"])
+    times = timing.call_seconds(run, speed_image, repeats=spec["repeats"], warmup=spec["warmup"])
     result.update(step=meta.get("step"), num_params=meta.get("num_params"),
                   backend=f"JAX {jax.__version__} jit, {jax.default_backend()}")
   elif spec["kind"] == "onnx":
@@ -104,7 +94,7 @@ def run_worker(spec_path: str) -> None:
     controls = _onnx_controls(session, spec.get("style_weights"))
     run = lambda image: session.run(
         None, {name: image[None].astype(np.float32), **controls})[0][0]
-    times = _time_calls(run, speed_image, spec["warmup"], spec["repeats"])
+    times = timing.call_seconds(run, speed_image, repeats=spec["repeats"], warmup=spec["warmup"])
     result["backend"] = f"onnxruntime {ort.__version__} CPU"
   elif spec["kind"] == "gatys":
     from jaxstyle import nst  # pylint: disable=g-import-not-at-top
