@@ -13,6 +13,7 @@ import pytest
 from configs import quickstart
 from configs import tiny
 from jaxstyle import models
+from jaxstyle import objectives
 from jaxstyle import train
 from jaxstyle.models import conditioning
 from jaxstyle.models import vgg
@@ -95,12 +96,12 @@ def test_condition_vector_blends_and_strength_endpoints():
 
 def test_training_conditions_are_balanced_and_fixed_by_the_key():
   for step in range(6):
-    key = train.noise_key(0, step)
-    ids = np.asarray(train.training_conditions(key, 8, 5))
+    key = objectives.noise_key(0, step)
+    ids = np.asarray(objectives.training_conditions(key, 8, 5))
     counts = np.bincount(ids, minlength=5)
     assert counts.max() - counts.min() <= 1, counts
-    np.testing.assert_array_equal(ids, train.training_conditions(key, 8, 5))
-  starts = {int(train.training_conditions(train.noise_key(0, s), 4, 5)[0]) for s in range(40)}
+    np.testing.assert_array_equal(ids, objectives.training_conditions(key, 8, 5))
+  starts = {int(objectives.training_conditions(objectives.noise_key(0, s), 4, 5)[0]) for s in range(40)}
   assert starts == set(range(5))
 
 
@@ -113,7 +114,7 @@ def test_conditional_loss_of_one_style_equals_the_single_style_loss(loss_net):
   """Two identical styles and norm rows: the per-example loss is the batch loss."""
   config = tiny.get_config()
   style = jax.random.uniform(jax.random.key(1), (1, 48, 48, 3))
-  targets = train.style_targets(loss_net, style, config.loss)
+  targets = objectives.style_targets(loss_net, style, config.loss)
   stacked = jax.tree.map(lambda t: jnp.concatenate([t, t]), targets)
   multi, single = _model(2), _model()
   params = _random_params(single)
@@ -121,10 +122,10 @@ def test_conditional_loss_of_one_style_equals_the_single_style_loss(loss_net):
       lambda x, m: jnp.broadcast_to(x, m.shape) if m.ndim == 2 and x.ndim == 1 else x,
       params, jax.eval_shape(multi.init, jax.random.key(0), *models.init_inputs(multi))["params"])
   batch = jax.random.uniform(jax.random.key(2), (4, 32, 32, 3))
-  total, metrics = train.conditional_losses(multi_params, batch, {"grams": stacked["grams"]},
-                                            loss_net, train.noise_key(0, 3), model=multi,
+  total, metrics = objectives.conditional_losses(multi_params, batch, {"grams": stacked["grams"]},
+                                            loss_net, objectives.noise_key(0, 3), model=multi,
                                             loss_cfg=config.loss)
-  want, want_metrics = train.compute_losses(params, batch, targets, loss_net,
+  want, want_metrics = objectives.compute_losses(params, batch, targets, loss_net,
                                             model=single, loss_cfg=config.loss)
   np.testing.assert_allclose(total, want, rtol=1e-5)
   for k in ("content_loss", "style_loss", "tv_loss", "style_loss/relu3_3"):
@@ -134,13 +135,13 @@ def test_conditional_loss_of_one_style_equals_the_single_style_loss(loss_net):
 def test_identity_examples_are_scored_by_reconstruction(loss_net):
   config = tiny.get_config()
   style = jax.random.uniform(jax.random.key(1), (1, 48, 48, 3))
-  targets = train.style_targets(loss_net, style, config.loss)
+  targets = objectives.style_targets(loss_net, style, config.loss)
   model = _model(1, True)
   params = _random_params(model)
   batch = jax.random.uniform(jax.random.key(2), (4, 32, 32, 3))
-  key = train.noise_key(0, 1)
-  ids = np.asarray(train.training_conditions(key, 4, 2))
-  total, metrics = train.conditional_losses(params, batch, targets, loss_net, key,
+  key = objectives.noise_key(0, 1)
+  ids = np.asarray(objectives.training_conditions(key, 4, 2))
+  total, metrics = objectives.conditional_losses(params, batch, targets, loss_net, key,
                                             model=model, loss_cfg=config.loss)
   out = np.asarray(model.apply({"params": params}, batch, jax.nn.one_hot(ids, 2)))
   b = np.asarray(batch, np.float64)

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import ProgressReader
 from jaxstyle import checkpointing
+from jaxstyle import objectives
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = "folder:" + os.path.join(REPO, "jaxstyle", "assets", "styles")
@@ -303,7 +304,7 @@ def test_stability_loss_adds_the_weighted_noise_gain_of_separate_runs():
   import jax
   import jax.numpy as jnp
   from configs import tiny
-  from jaxstyle import models, train
+  from jaxstyle import models
   from jaxstyle.models import half_precision, vgg
 
   config = tiny.get_config()
@@ -312,17 +313,17 @@ def test_stability_loss_adds_the_weighted_noise_gain_of_separate_runs():
   params = model.init(jax.random.key(1), batch)["params"]
   loss_net = vgg.load_loss_network(config.vgg.arch, config.vgg.source)
   style = jnp.asarray(np.random.default_rng(1).uniform(size=(1, 48, 48, 3)), jnp.float32)
-  targets = train.style_targets(loss_net, style, config.loss)
-  key = train.noise_key(config.seed, 7)
+  targets = objectives.style_targets(loss_net, style, config.loss)
+  key = objectives.noise_key(config.seed, 7)
 
   cfg = config.loss
   cfg.stability_weight = 0.0
   cfg.stability_perturbation = "input_noise"
-  plain, plain_metrics = train.compute_losses(params, batch, targets, loss_net, key,
+  plain, plain_metrics = objectives.compute_losses(params, batch, targets, loss_net, key,
                                               model=model, loss_cfg=cfg)
   assert "stability_loss" not in plain_metrics
   cfg.stability_weight = 0.5
-  total, metrics = train.compute_losses(params, batch, targets, loss_net, key,
+  total, metrics = objectives.compute_losses(params, batch, targets, loss_net, key,
                                         model=model, loss_cfg=cfg)
   # Independent route: the two forward passes separately, the gain in float64.
   out = np.asarray(model.apply({"params": params}, batch), np.float64)
@@ -333,18 +334,18 @@ def test_stability_loss_adds_the_weighted_noise_gain_of_separate_runs():
   np.testing.assert_allclose(float(total), float(plain) + 0.5 * gain, rtol=1e-5)
   assert gain > 0
   # Another step draws other noise; the same step the same.
-  other = train.compute_losses(params, batch, targets, loss_net, train.noise_key(config.seed, 8),
+  other = objectives.compute_losses(params, batch, targets, loss_net, objectives.noise_key(config.seed, 8),
                                model=model, loss_cfg=cfg)[1]["stability_loss"]
-  again = train.compute_losses(params, batch, targets, loss_net, train.noise_key(config.seed, 7),
+  again = objectives.compute_losses(params, batch, targets, loss_net, objectives.noise_key(config.seed, 7),
                                model=model, loss_cfg=cfg)[1]["stability_loss"]
   assert float(other) != float(metrics["stability_loss"])
   assert float(again) == float(metrics["stability_loss"])
   with pytest.raises(ValueError, match="noise key"):
-    train.compute_losses(params, batch, targets, loss_net, model=model, loss_cfg=cfg)
+    objectives.compute_losses(params, batch, targets, loss_net, model=model, loss_cfg=cfg)
 
   # 'fp16': the perturbation is float16 arithmetic; no noise key needed.
   cfg.stability_perturbation = "fp16"
-  total16, metrics16 = train.compute_losses(params, batch, targets, loss_net,
+  total16, metrics16 = objectives.compute_losses(params, batch, targets, loss_net,
                                             model=model, loss_cfg=cfg)
   out16 = np.asarray(half_precision.apply_fp16(model, params, batch), np.float64)
   gain16 = np.mean((out16 - out) ** 2) / half_precision.UNIT_ROUNDOFF**2

@@ -43,6 +43,7 @@ from configs import tiny  # noqa: E402
 from jaxstyle import checkpointing  # noqa: E402
 from jaxstyle import flops  # noqa: E402
 from jaxstyle import input_pipeline  # noqa: E402
+from jaxstyle import objectives  # noqa: E402
 from jaxstyle import train  # noqa: E402
 
 CONFIGS = {"quickstart": quickstart.get_config, "default": default.get_config,
@@ -81,10 +82,10 @@ def step_macs(trainer, state, batch) -> int:
   """MACs of one step's gradient, counted on the grouped-convolution form (the
   shifted multiply-adds of depthwise_impl='shifts' are the same work)."""
   counted = trainer.model.clone(depthwise_impl="conv")
-  loss_fn = functools.partial(train.compute_losses, model=counted,
+  loss_fn = functools.partial(objectives.compute_losses, model=counted,
                               loss_cfg=trainer.config.loss)
   grad = jax.grad(lambda p: loss_fn(p, batch, trainer.style_targets, trainer.loss_net,
-                                    train.noise_key(0, 0))[0])
+                                    objectives.noise_key(0, 0))[0])
   return flops.count_macs(grad, state.params)
 
 

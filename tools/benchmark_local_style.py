@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import default  # noqa: E402
 from jaxstyle import images as image_io  # noqa: E402
 from jaxstyle import models  # noqa: E402
+from jaxstyle import objectives  # noqa: E402
 from jaxstyle import run_lib  # noqa: E402
-from jaxstyle import train  # noqa: E402
 from jaxstyle.models import vgg  # noqa: E402
 
 
@@ -87,10 +87,10 @@ def main():
       loss_cfg.local_patch_size = patch
       loss_cfg.local_style_weight = 0.0 if stride is None else 1.0
       loss_cfg.local_patch_stride = stride or 1
-      targets = jax.jit(functools.partial(train.style_targets, loss_cfg=loss_cfg))(
+      targets = jax.jit(functools.partial(objectives.style_targets, loss_cfg=loss_cfg))(
           loss_net, style)
       step = jax.jit(jax.value_and_grad(
-          functools.partial(train.compute_losses, model=model, loss_cfg=loss_cfg),
+          functools.partial(objectives.compute_losses, model=model, loss_cfg=loss_cfg),
           has_aux=True))
       steps.append(step)
       step_args[step] = (params, batch, targets, loss_net)
