@@ -162,11 +162,17 @@ def restore_on_one_device(workdir: str, step: int | None = None
   return step, restored.state, restored.meta
 
 
-def load_params(workdir: str, abstract_params: Any,
-                step: int | None = None) -> tuple[Any, dict[str, Any]]:
-  """Model parameters of a workdir's checkpoint, checked against the model."""
+def load_params(workdir: str, abstract_params: Any, step: int | None = None,
+                where: tuple[str, ...] = ("params",)) -> tuple[Any, dict[str, Any]]:
+  """Model parameters of a workdir's checkpoint, checked against the model.
+
+  `where` is their place in the train state (a CycleGAN's G_AB:
+  ("generators", "params", "g_ab")).
+  """
   _, state, meta = restore_on_one_device(workdir, step)
-  params = state["params"]
+  params = state
+  for key in where:
+    params = params[key]
   jax.tree.map(_check_shape, abstract_params, params)
   return params, meta
 

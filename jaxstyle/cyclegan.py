@@ -160,15 +160,6 @@ def l1_loss(x: jax.Array, y: jax.Array) -> jax.Array:
   return jnp.mean(jnp.abs(x - y))
 
 
-def to_signed(images01: jax.Array) -> jax.Array:
-  """[0, 1] → [-1, 1], the networks' range (transforms.Normalize(0.5, 0.5))."""
-  return images01 * 2.0 - 1.0
-
-
-def to_unit(images: jax.Array) -> jax.Array:
-  return jnp.clip((images + 1.0) / 2.0, 0.0, 1.0)
-
-
 def generator_loss(g_params, d_params, real_a, real_b, *, gen: nets.ResnetGenerator,
                    disc: nets.NLayerDiscriminator, loss_cfg):
   """Total generator loss, its terms, and the fakes (A, B) for the pools."""
@@ -212,7 +203,7 @@ def discriminator_loss(d_params, real_a, real_b, fake_a, fake_b, *,
 def train_step(state: CycleGANState, batch_a, batch_b, *, gen, disc, loss_cfg,
                seed: int, data_sharding):
   """One CycleGAN iteration on [0, 1] batches of both domains."""
-  real_a, real_b = to_signed(batch_a), to_signed(batch_b)
+  real_a, real_b = nets.to_signed(batch_a), nets.to_signed(batch_b)
   g_grad_fn = jax.value_and_grad(
       functools.partial(generator_loss, gen=gen, disc=disc, loss_cfg=loss_cfg),
       has_aux=True)
@@ -448,11 +439,11 @@ class CycleGANTrainer:
 
   def _eval_one(self, g_params, image01):
     """G_AB(content) in [0, 1], and the cycle and change L1 errors (in [-1, 1] units)."""
-    real = to_signed(image01)[None]
+    real = nets.to_signed(image01)[None]
     fake = self.gen.apply({"params": g_params["g_ab"]}, real)
     rec = self.gen.apply({"params": g_params["g_ba"]}, fake)
-    return to_unit(fake[0]), to_unit(rec[0]), {"cycle_a": l1_loss(rec, real),
-                                               "change_a": l1_loss(fake, real)}
+    return nets.to_unit(fake[0]), nets.to_unit(rec[0]), {"cycle_a": l1_loss(rec, real),
+                                                         "change_a": l1_loss(fake, real)}
 
   def evaluate(self, g_params, eval_images):
     """Mean eval metrics; G_AB(x) and G_BA(G_AB(x)) of each image."""
@@ -593,17 +584,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
     writer.close()
   return state
 
-
-# ----------------------------------------------------------------------------
-# Inference.
-
-
-def load_generator(workdir: str, step: int | None = None):
-  """(G_AB module, its parameters, checkpoint metadata) of a CycleGAN workdir."""
-  config = checkpointing.load_config(workdir)
-  gen = create_generator(config)
-  abstract = jax.eval_shape(gen.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
-  _, state, meta = checkpointing.restore_on_one_device(workdir, step)
-  params = state["generators"]["params"]["g_ab"]
-  jax.tree.map(checkpointing._check_shape, abstract["params"], params)  # pylint: disable=protected-access
-  return gen, params, meta

@@ -18,6 +18,7 @@ from jaxstyle import checkpointing
 from jaxstyle import models
 from jaxstyle import style_controls
 from jaxstyle.models import conditioning
+from jaxstyle.models import cyclegan as cyclegan_nets
 
 
 def count_params(params: Any) -> int:
@@ -80,10 +81,11 @@ def load(workdir: str, step: int | None = None,
   """
   config = checkpointing.load_config(workdir)
   if checkpointing.trainer_of(config) == "cyclegan":
-    from jaxstyle import cyclegan  # pylint: disable=g-import-not-at-top  (a trainer)
-    model, params, meta = cyclegan.load_generator(workdir, step)
-    forward = lambda p, x, c=None: cyclegan.to_unit(
-        model.apply({"params": p}, cyclegan.to_signed(x)))
+    model = models.create_model(config.model)
+    params, meta = checkpointing.load_params(workdir, abstract_params(model), step,
+                                             where=("generators", "params", "g_ab"))
+    forward = lambda p, x, c=None: cyclegan_nets.to_unit(
+        model.apply({"params": p}, cyclegan_nets.to_signed(x)))
     return TrainedModel(workdir, config, model, params, dict(meta), forward,
                         style_names=["cyclegan"])
   model = models.create_model(model_config(config.model) if model_config else config.model)

@@ -251,7 +251,7 @@ def test_losses_and_gradients_equal_the_reference():
   g_params = _f32({"g_ab": _to_flax(g_ab), "g_ba": _to_flax(g_ba)})
   d_params = _f32({"d_a": _to_flax(d_a), "d_b": _to_flax(d_b)})
   loss_cfg = cyclegan_config.get_config().loss
-  real_a, real_b = (cyclegan.to_signed(jnp.asarray(x, jnp.float32)) for x in (real_a01, real_b01))
+  real_a, real_b = (nets.to_signed(jnp.asarray(x, jnp.float32)) for x in (real_a01, real_b01))
   g_fn = jax.jit(jax.value_and_grad(functools.partial(
       cyclegan.generator_loss, gen=gen, disc=disc, loss_cfg=loss_cfg), has_aux=True))
   (_, (metrics, got_fake_a, got_fake_b)), g_grads = g_fn(g_params, d_params, real_a, real_b)

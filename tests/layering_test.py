@@ -1,5 +1,6 @@
 """Dependencies point down: the trainers are siblings, shared helpers live below them."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -29,6 +30,43 @@ def test_no_module_below_the_trainer_imports_it():
   proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                         timeout=300)
   assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+# What may import a trainer: the trainers themselves (train dispatches to
+# cyclegan) and the tools on top that run trainings in-process.
+TRAINERS = {"jaxstyle.train", "jaxstyle.cyclegan"}
+ABOVE_TRAINERS = TRAINERS | {"jaxstyle.ablate"}
+
+
+def _imports(path: str, package: str) -> set[str]:
+  """Every module a file imports, at its top or inside functions."""
+  found = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.Import):
+      found |= {a.name for a in node.names}
+    elif isinstance(node, ast.ImportFrom):
+      base = node.module or ""
+      if node.level:  # relative: from the file's package
+        base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
+                        + ([base] if base else []))
+      found |= {base} | {f"{base}.{a.name}" for a in node.names}
+  return found
+
+
+def test_no_library_module_imports_a_trainer_even_lazily():
+  offenders = []
+  for root, _, files in os.walk(os.path.join(REPO, "jaxstyle")):
+    for name in files:
+      if not name.endswith(".py"):
+        continue
+      path = os.path.join(root, name)
+      module = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+      module = module.removesuffix(".__init__")
+      if module in ABOVE_TRAINERS:
+        continue
+      bad = _imports(path, module.rsplit(".", 1)[0]) & TRAINERS
+      offenders += [f"{module} imports {m}" for m in sorted(bad)]
+  assert not offenders, offenders
 
 
 def test_trainer_of_defaults_to_style_transfer_and_names_the_choices():

@@ -20,6 +20,16 @@ import jax.numpy as jnp
 
 from jaxstyle.models.layers import reflect_pad
 
+def to_signed(images01: jax.Array) -> jax.Array:
+  """[0, 1] → [-1, 1], the networks' range (transforms.Normalize(0.5, 0.5))."""
+  return images01 * 2.0 - 1.0
+
+
+def to_unit(images: jax.Array) -> jax.Array:
+  """The networks' [-1, 1] → [0, 1], clipped."""
+  return jnp.clip((images + 1.0) / 2.0, 0.0, 1.0)
+
+
 # init_weights(net, 'normal', 0.02) of the reference.
 _KERNEL_INIT = nn.initializers.normal(0.02)
 
