@@ -5,7 +5,7 @@ r"""Johnson et al.'s TransformerNet on the quickstart recipe (a Table 1 row).
 
 Everything as configs/quickstart.py (data, losses, SGD, batch 4 at 128²),
 only the network differs, so the row compares architectures. Table 1 compares
-them at the same training time: a TransformerNet step costs ~2.3× a step of
+them at the same training time: a TransformerNet step costs ~2.7× a step of
 the default U-Net on a CPU, so this trains 350 steps where the quickstart
 trains 800 (Table 1's "train min" column shows what each row got).
 """
