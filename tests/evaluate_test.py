@@ -92,7 +92,7 @@ def test_infinite_psnr_in_every_table_format(tmp_path):
             "rows": [row], "paper_reference": {}}
   tables.write_tables(str(tmp_path), report)
   md = (tmp_path / "table1.md").read_text()
-  assert "| identity | ok | — | — | — | 1.000 ± 0.000 | ∞ |" in md
+  assert "| identity | ok | — | — | — | — | 1.000 ± 0.000 | ∞ |" in md
   assert "not available to us offline" in md  # no invented paper numbers
   with open(tmp_path / "table1.csv") as f:
     assert float(next(csv.DictReader(f))["psnr_mean"]) == math.inf
