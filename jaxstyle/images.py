@@ -43,16 +43,20 @@ class ImageError(ValueError):
 # visible strokes and bounded memory (Turi Create stylizes at ≤ 800 px).
 # Stylize at full resolution with max_size 0 (CLI) / None (API).
 DEFAULT_MAX_SIZE = 1024
+# Larger images are stylized in tiles of this side, halo included
+# (`jaxstyle.tiling`; README, "Large photos": larger is faster, smaller needs less memory).
+DEFAULT_TILE_SIZE = 1024
 
 
-def load_image(path: str, max_size: int | None = None) -> np.ndarray:
+def load_image(path: str, max_size: int | None = None, *, as_uint8: bool = False) -> np.ndarray:
   """Reads `path` as float32 HxWx3 RGB in [0, 1], upright per its EXIF tag.
 
   Transparent images are composited over white (the usual "paper" a user
   expects behind a logo or screenshot). High-bit-depth images are scaled by
   their real bit depth, so 16-bit white is 1.0 rather than being clipped.
   If `max_size` is given the image is shrunk so its long side is at most
-  that many pixels (never enlarged).
+  that many pixels (never enlarged). `as_uint8` returns 8-bit RGB instead, a
+  quarter of the memory (a 48-MP photo: 144 MB, not 576).
   """
   path = os.fspath(path)
   if max_size is not None and max_size < 1:
@@ -67,9 +71,11 @@ def load_image(path: str, max_size: int | None = None) -> np.ndarray:
       raise ImageError(path, "file is empty")
   except PermissionError:
     raise ImageError(path, "permission denied") from None
-  array = _decode(path, path)
+  array = _decode(path, path, as_uint8=as_uint8 and max_size is None)
   if max_size is not None:
     array = shrink(array, max_size)
+    if as_uint8:
+      array = to_uint8(array)
   return array
 
 
@@ -81,12 +87,17 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
   return _decode(io.BytesIO(data), name)
 
 
-def _decode(source, name: str) -> np.ndarray:
+def _decode(source, name: str, as_uint8: bool = False) -> np.ndarray:
   """Opens and decodes a path or file object; any failure is an ImageError."""
   try:
     with Image.open(source) as img:
       img.load()  # decode now, inside the try, so truncation is caught here
-      return from_pil(img)
+      upright = ImageOps.exif_transpose(img)
+      if as_uint8 and upright.mode in ("RGB", "L", "P", "CMYK", "YCbCr") \
+          and "transparency" not in upright.info:
+        return np.asarray(upright.convert("RGB"))
+      rgb = _to_rgb01(upright)
+      return to_uint8(rgb) if as_uint8 else rgb
   except PermissionError:
     raise ImageError(name, "permission denied") from None
   except UnidentifiedImageError:
@@ -129,7 +140,9 @@ def _to_rgb01(img: Image.Image) -> np.ndarray:
     rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
     rgb, alpha = rgba[..., :3], rgba[..., 3:]
     return (rgb * alpha + (1.0 - alpha)).astype(np.float32)  # over white
-  return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+  rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+  rgb /= 255.0  # in place: a 48-MP photo is 576 MB as float32
+  return rgb
 
 
 def _declared_bits(img: Image.Image) -> int | None:
@@ -174,17 +187,17 @@ def to_uint8(array01: np.ndarray) -> np.ndarray:
 
 
 def save_png(array01: np.ndarray, path: str) -> None:
-  """Writes an HxWx3 float image in [0, 1] (clipped) as an 8-bit PNG.
+  """Writes an HxWx3 float image in [0, 1] (clipped), or uint8, as an 8-bit PNG.
 
   The PNG is written to a hidden temp file in the destination directory and
   then renamed over `path`, so an interrupted run never leaves a half-written
   file under the final name.
   """
   path = os.fspath(path)
-  array = np.asarray(array01, dtype=np.float32)
+  array = np.asarray(array01)
   if array.ndim != 3 or array.shape[-1] != 3:
     raise ValueError(f"expected an HxWx3 image, got shape {array.shape}")
-  pixels = to_uint8(array)
+  pixels = array if array.dtype == np.uint8 else to_uint8(array)
 
   with atomic_files.replacing(path, binary=True) as f:
     Image.fromarray(pixels).save(f, format="PNG")
@@ -296,8 +309,11 @@ def stylize_files(
     multiple: int = 1,
     max_size: int | None = None,
     progress: bool = True,
+    as_uint8: bool = False,
 ) -> tuple[list[str], list[tuple[str, str]]]:
   """Stylizes every image in `inputs`, writing PNGs into `output_dir`.
+
+  `as_uint8`: `apply_fn` gets 8-bit images (`load_image(as_uint8=True)`).
 
   A failure in one file (unreadable image, or `apply_fn` raising, e.g. out
   of memory) is reported as one `jaxstyle: skipped <path>: <reason>` line on
@@ -314,9 +330,9 @@ def stylize_files(
     out = output_path_for(path, output_dir, taken=taken)
     taken.add(_key(out))
     try:
-      image = load_image(path, max_size=max_size)
+      image = load_image(path, max_size=max_size, as_uint8=as_uint8)
       padded, (h, w) = pad_to_multiple(image, multiple)
-      result = np.asarray(apply_fn(padded), dtype=np.float32)
+      result = np.asarray(apply_fn(padded))  # float in [0, 1], or uint8 (large images)
       if result.shape[:2] != padded.shape[:2] or result.shape[-1:] != (3,):
         raise ValueError(
             f"model returned shape {result.shape} for input of shape {padded.shape}"

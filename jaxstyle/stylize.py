@@ -5,7 +5,9 @@ r"""Stylizes images with a trained model.
 
 Any image size works: inputs are shrunk to the working size (`--max_size`,
 long side 1024 px by default: the network's strokes have a fixed size in
-pixels), reflect-padded to what the network needs and cropped back. Outputs
+pixels), reflect-padded to what the network needs and cropped back; with
+`--max_size=0` a photo of any size works, in tiles (`--tile_size`) once it
+is larger than one. Outputs
 are PNGs named <input stem>_stylized.png and never replace an input. A file that cannot be read gets one line on stderr; the others are
 still processed, and the exit code is 1 if any failed.
 """
@@ -22,12 +24,18 @@ import numpy as np
 from jaxstyle import checkpointing
 from jaxstyle import colors
 from jaxstyle import images
+from jaxstyle import tiling
 from jaxstyle import trained_model
 
 
 def load_stylizer(workdir: str, step: int | None = None, *, style_weights=None,
-                  strength: float | None = None, preserve_colors: bool = False):
+                  strength: float | None = None, preserve_colors: bool = False,
+                  tile_size: int | None = tiling.DEFAULT_TILE_SIZE):
   """Returns (apply_fn for one HxWx3 image in [0,1], size multiple, metadata).
+
+  An image with a side longer than `tile_size` is stylized in tiles with the
+  whole image's norm statistics (`jaxstyle.tiling`: the same result in
+  bounded memory) and comes back as uint8; 0 or None never tiles.
 
   `metadata` is the checkpoint's, with 'step', 'num_params' (of the network
   that stylizes) and 'styles'. `style_weights` ('mosaic=0.7,candy=0.3', a
@@ -46,8 +54,20 @@ def load_stylizer(workdir: str, step: int | None = None, *, style_weights=None,
     return colors.preserve_colors(out, image) if preserve_colors else out
 
   apply = jax.jit(forward)
-  return (lambda image: np.asarray(apply(trained.params, jnp.asarray(image, jnp.float32))),
-          trained.size_multiple, meta)
+  tiled = []  # built on the first large image: it measures the network once
+
+  def apply_fn(image):  # float in [0, 1], or uint8
+    if not tiling.needs_tiles(image.shape, tile_size):
+      pixels = jnp.asarray(image, jnp.float32)
+      pixels = pixels / 255.0 if image.dtype == np.uint8 else pixels
+      return np.asarray(apply(trained.params, pixels))
+    if not tiled:
+      tiled.append(tiling.TiledForward(
+          trained.model, trained.params, tile_size=tile_size, progress=True,
+          finish=colors.preserve_colors if preserve_colors else None))
+    return tiled[0](image, condition, out=np.empty(image.shape, np.uint8))
+
+  return apply_fn, trained.size_multiple, meta
 
 
 def define_flags() -> None:
@@ -59,6 +79,10 @@ def define_flags() -> None:
       "max_size", images.DEFAULT_MAX_SIZE,
       "Working size: downscale inputs so the long side is at most this many pixels "
       "(strokes have a fixed size in pixels: smaller = bolder strokes); 0 = full resolution.")
+  flags.DEFINE_integer(
+      "tile_size", tiling.DEFAULT_TILE_SIZE,
+      "Images with a side longer than this are stylized in tiles of this size (the same "
+      "result, with the whole image's statistics, in bounded memory); 0 = never tile.")
   flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
   flags.DEFINE_string(
       "style_weights", None, "For a multi-style model: a style name, or a blend "
@@ -77,12 +101,15 @@ def main(argv):
   try:
     apply_fn, multiple, meta = load_stylizer(
         FLAGS.workdir, FLAGS.step, style_weights=FLAGS.style_weights,
-        strength=FLAGS.strength, preserve_colors=FLAGS.preserve_colors)
+        strength=FLAGS.strength, preserve_colors=FLAGS.preserve_colors,
+        tile_size=FLAGS.tile_size)
   except ValueError as e:
     sys.exit(f"jaxstyle: {e}")
   logging.info("Loaded step %s of %s", meta.get("step"), FLAGS.workdir)
+  # At full resolution photos are read as 8-bit: a quarter of float32's memory.
   written, failures = images.stylize_files(inputs, FLAGS.output, apply_fn,
-                                           multiple=multiple, max_size=FLAGS.max_size or None)
+                                           multiple=multiple, max_size=FLAGS.max_size or None,
+                                           as_uint8=not FLAGS.max_size)
   print(f"jaxstyle: wrote {len(written)} image(s) to {FLAGS.output}"
         + (f", {len(failures)} failed" if failures else ""))
   if failures:

@@ -50,18 +50,30 @@ class Stylizer:
     self.strength_control = bool(strength_control)
 
   @classmethod
-  def from_workdir(cls, workdir: str | os.PathLike, step: int | None = None) -> Stylizer:
-    """The checkpoint at `step` (default: the latest) of a training workdir, run by JAX."""
+  def from_workdir(cls, workdir: str | os.PathLike, step: int | None = None,
+                   tile_size: int | None = images.DEFAULT_TILE_SIZE) -> Stylizer:
+    """The checkpoint at `step` (default: the latest) of a training workdir, run by JAX.
+
+    Images with a side longer than `tile_size` run in tiles with the whole
+    image's norm statistics (`jaxstyle.tiling`: the same result in bounded
+    memory); 0 or None never tiles.
+    """
     # pylint: disable=g-import-not-at-top  (JAX only when asked for)
     import jax
+    from jaxstyle import tiling
     from jaxstyle import trained_model
     trained = trained_model.load(os.fspath(workdir), step)
     forward = jax.jit(lambda p, x, c: trained.forward(p, x[None], c)[0])
     metadata = dict(trained.metadata, num_params=trained.num_params)
+    tiled = []  # built on the first large image: it measures the network once
 
     def apply(image, style_weights=None, strength=None):
       condition = trained.condition(style_weights, strength)
-      return np.asarray(forward(trained.params, image, condition))
+      if not tiling.needs_tiles(image.shape, tile_size):
+        return np.asarray(forward(trained.params, image, condition))
+      if not tiled:
+        tiled.append(tiling.TiledForward(trained.model, trained.params, tile_size=tile_size))
+      return tiled[0](image, condition)
 
     return cls(apply, trained.size_multiple, metadata, styles=trained.style_names,
                strength_control=trained.strength_control)

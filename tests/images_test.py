@@ -105,6 +105,26 @@ def test_other_modes(tmp_path, make, name, expected):
   np.testing.assert_allclose(img, expected, atol=0.02)
 
 
+@pytest.mark.parametrize("make,name", [
+    (lambda rng: Image.fromarray(rng.integers(0, 256, (5, 7, 3), np.uint8)), "rgb.png"),
+    (lambda rng: Image.fromarray(rng.integers(0, 256, (5, 7), np.uint8)), "l.png"),
+    (lambda rng: Image.fromarray(rng.integers(0, 256, (5, 7, 4), np.uint8)), "rgba.png"),
+    (lambda rng: Image.fromarray(rng.integers(0, 256, (5, 7, 3), np.uint8)).convert(
+        "P", palette=Image.Palette.ADAPTIVE, colors=8), "p.png"),
+    (lambda rng: Image.fromarray(rng.integers(0, 65536, (5, 7), np.uint16)), "deep.png"),
+    (lambda rng: Image.new("CMYK", (7, 5), (10, 200, 30, 0)), "c.jpg"),
+])
+def test_as_uint8_is_the_float_image_rounded(tmp_path, make, name):
+  make(np.random.default_rng(0)).save(tmp_path / name)
+  as_float = load_image(str(tmp_path / name))
+  as_bytes = load_image(str(tmp_path / name), as_uint8=True)
+  assert as_bytes.dtype == np.uint8 and as_bytes.shape == as_float.shape
+  np.testing.assert_array_equal(as_bytes, images.to_uint8(as_float))
+  shrunk = load_image(str(tmp_path / name), max_size=4, as_uint8=True)
+  np.testing.assert_array_equal(shrunk, images.to_uint8(load_image(str(tmp_path / name),
+                                                                   max_size=4)))
+
+
 @pytest.mark.parametrize("orientation,k", [(6, -1), (8, 1)])  # 6: rotate CW, 8: CCW
 def test_exif_orientation_applied(tmp_path, orientation, k):
   src = _quadrants(64, 96)

@@ -74,6 +74,10 @@ def depth_to_space(x: jax.Array, block: int) -> jax.Array:
   return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * block, w * block, c_out)
 
 
+# The variable collection of statistics that replace InstanceNorm's own.
+NORM_STATS = "norm_stats"
+
+
 class InstanceNorm(nn.Module):
   """Instance normalization: per-sample, per-channel over H and W, with affine.
 
@@ -84,6 +88,10 @@ class InstanceNorm(nn.Module):
   (Dumoulin et al. 2017): K rows of scale and bias, and each sample's affine is
   its `condition` weights (B, K) times them, so a one-hot condition selects a
   row and other weights blend rows. K = 1 has today's (C,) parameters.
+
+  Variables `mean` and `var` (C,) in the `NORM_STATS` collection, when given,
+  replace the statistics of `x`: `jaxstyle.tiling` normalises each tile of a
+  large image with the whole image's.
   """
   epsilon: float = 1e-5
   num_conditions: int = 1
@@ -108,9 +116,12 @@ class InstanceNorm(nn.Module):
       mean_hw = lambda v: jnp.mean(jnp.mean(v, axis=1, keepdims=True), axis=2, keepdims=True)
     else:
       mean_hw = lambda v: jnp.mean(v, axis=(1, 2), keepdims=True)
-    mean = mean_hw(x)
-    centered = x - mean
-    var = mean_hw(jnp.square(centered))
+    if self.has_variable(NORM_STATS, "mean"):
+      centered = x - self.get_variable(NORM_STATS, "mean")
+      var = self.get_variable(NORM_STATS, "var")
+    else:
+      centered = x - mean_hw(x)
+      var = mean_hw(jnp.square(centered))
     return centered * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
