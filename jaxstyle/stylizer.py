@@ -9,7 +9,9 @@
 An image is a PIL image, a numpy array (HxWx3, uint8 or float in [0, 1]) or
 a path; the result is of the same kind (a PIL image for a path), and a list
 of images gives a list. Any size works: the image is reflect-padded to the
-network's size multiple and cropped back, as `jaxstyle stylize` does. Input
+network's size multiple and cropped back, as `jaxstyle stylize` does; with
+`max_size=None` a photo with a side longer than `from_workdir`'s `tile_size`
+runs in tiles with the whole image's norm statistics (`jaxstyle.tiling`). Input
 that cannot be used raises `jaxstyle.images.ImageError` (a ValueError) naming
 the image and the reason, with the CLI's wording for files.
 """
