@@ -92,12 +92,7 @@ def _decode(source, name: str, as_uint8: bool = False) -> np.ndarray:
   try:
     with Image.open(source) as img:
       img.load()  # decode now, inside the try, so truncation is caught here
-      upright = ImageOps.exif_transpose(img)
-      if as_uint8 and upright.mode in ("RGB", "L", "P", "CMYK", "YCbCr") \
-          and "transparency" not in upright.info:
-        return np.asarray(upright.convert("RGB"))
-      rgb = _to_rgb01(upright)
-      return to_uint8(rgb) if as_uint8 else rgb
+      return from_pil(img, as_uint8=as_uint8)
   except PermissionError:
     raise ImageError(name, "permission denied") from None
   except UnidentifiedImageError:
@@ -111,13 +106,16 @@ def _decode(source, name: str, as_uint8: bool = False) -> np.ndarray:
     raise ImageError(name, f"could not decode image ({type(e).__name__}: {e})") from None
 
 
-def from_pil(img: Image.Image) -> np.ndarray:
-  """A decoded Pillow image as load_image returns a file: upright, RGB in [0, 1]."""
-  return _to_rgb01(ImageOps.exif_transpose(img))
+def from_pil(img: Image.Image, as_uint8: bool = False) -> np.ndarray:
+  """A decoded Pillow image as load_image returns a file: upright, RGB in [0, 1]
+  (or uint8: 8-bit images without conversion, others rounded)."""
+  rgb = _to_rgb01(ImageOps.exif_transpose(img), as_uint8)
+  return to_uint8(rgb) if as_uint8 and rgb.dtype != np.uint8 else rgb
 
 
-def _to_rgb01(img: Image.Image) -> np.ndarray:
-  """Converts any Pillow mode to float32 HxWx3 in [0, 1]."""
+def _to_rgb01(img: Image.Image, keep_uint8: bool = False) -> np.ndarray:
+  """Converts any Pillow mode to float32 HxWx3 in [0, 1]; `keep_uint8`: an
+  opaque 8-bit image as its uint8 RGB instead."""
   mode = img.mode
   if mode.startswith("I;16"):  # 16-bit grayscale (PNG, TIFF), any byte order
     gray = np.asarray(img).astype(np.float32) / 65535.0
@@ -140,7 +138,10 @@ def _to_rgb01(img: Image.Image) -> np.ndarray:
     rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
     rgb, alpha = rgba[..., :3], rgba[..., 3:]
     return (rgb * alpha + (1.0 - alpha)).astype(np.float32)  # over white
-  rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+  rgb = np.asarray(img.convert("RGB"))
+  if keep_uint8:
+    return rgb
+  rgb = rgb.astype(np.float32)
   rgb /= 255.0  # in place: a 48-MP photo is 576 MB as float32
   return rgb
 

@@ -30,7 +30,7 @@ from jaxstyle import trained_model
 
 def load_stylizer(workdir: str, step: int | None = None, *, style_weights=None,
                   strength: float | None = None, preserve_colors: bool = False,
-                  tile_size: int | None = tiling.DEFAULT_TILE_SIZE):
+                  tile_size: int | None = images.DEFAULT_TILE_SIZE):
   """Returns (apply_fn for one HxWx3 image in [0,1], size multiple, metadata).
 
   An image with a side longer than `tile_size` is stylized in tiles with the
@@ -54,20 +54,11 @@ def load_stylizer(workdir: str, step: int | None = None, *, style_weights=None,
     return colors.preserve_colors(out, image) if preserve_colors else out
 
   apply = jax.jit(forward)
-  tiled = []  # built on the first large image: it measures the network once
-
-  def apply_fn(image):  # float in [0, 1], or uint8
-    if not tiling.needs_tiles(image.shape, tile_size):
-      pixels = jnp.asarray(image, jnp.float32)
-      pixels = pixels / 255.0 if image.dtype == np.uint8 else pixels
-      return np.asarray(apply(trained.params, pixels))
-    if not tiled:
-      tiled.append(tiling.TiledForward(
-          trained.model, trained.params, tile_size=tile_size, progress=True,
-          finish=colors.preserve_colors if preserve_colors else None))
-    return tiled[0](image, condition, out=np.empty(image.shape, np.uint8))
-
-  return apply_fn, trained.size_multiple, meta
+  untiled = lambda image, _: np.asarray(apply(trained.params, jnp.asarray(image)))
+  apply_fn = tiling.tiled_when_large(  # float in [0, 1] or uint8 in
+      untiled, trained.model, trained.params, tile_size, tiled_dtype=np.uint8, progress=True,
+      finish=colors.preserve_colors if preserve_colors else None)
+  return lambda image: apply_fn(image, condition), trained.size_multiple, meta
 
 
 def define_flags() -> None:
@@ -80,7 +71,7 @@ def define_flags() -> None:
       "Working size: downscale inputs so the long side is at most this many pixels "
       "(strokes have a fixed size in pixels: smaller = bolder strokes); 0 = full resolution.")
   flags.DEFINE_integer(
-      "tile_size", tiling.DEFAULT_TILE_SIZE,
+      "tile_size", images.DEFAULT_TILE_SIZE,
       "Images with a side longer than this are stylized in tiles of this size (the same "
       "result, with the whole image's statistics, in bounded memory); 0 = never tile.")
   flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")

@@ -67,15 +67,11 @@ class Stylizer:
     trained = trained_model.load(os.fspath(workdir), step)
     forward = jax.jit(lambda p, x, c: trained.forward(p, x[None], c)[0])
     metadata = dict(trained.metadata, num_params=trained.num_params)
-    tiled = []  # built on the first large image: it measures the network once
+    run = tiling.tiled_when_large(lambda image, c: np.asarray(forward(trained.params, image, c)),
+                                  trained.model, trained.params, tile_size)
 
     def apply(image, style_weights=None, strength=None):
-      condition = trained.condition(style_weights, strength)
-      if not tiling.needs_tiles(image.shape, tile_size):
-        return np.asarray(forward(trained.params, image, condition))
-      if not tiled:
-        tiled.append(tiling.TiledForward(trained.model, trained.params, tile_size=tile_size))
-      return tiled[0](image, condition)
+      return run(image, trained.condition(style_weights, strength))
 
     return cls(apply, trained.size_multiple, metadata, styles=trained.style_names,
                strength_control=trained.strength_control)

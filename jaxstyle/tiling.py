@@ -17,7 +17,7 @@ that layer plus one full pass, times the overlap (README, "Large photos").
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import flax
 import flax.linen as nn
@@ -30,7 +30,6 @@ from jaxstyle import images
 from jaxstyle.models import layers
 
 Path = tuple[str, ...]
-DEFAULT_TILE_SIZE = images.DEFAULT_TILE_SIZE
 # Normalisations that `layers.NORM_STATS` cannot override: a network with one
 # of them cannot be tiled exactly, and says so.
 _FOREIGN_NORMS = (nn.InstanceNorm, nn.GroupNorm, nn.LayerNorm, nn.BatchNorm)
@@ -184,7 +183,7 @@ class TiledForward:
   applied to each tile's output.
   """
 
-  def __init__(self, model, params, tile_size: int = DEFAULT_TILE_SIZE, progress: bool = False,
+  def __init__(self, model, params, tile_size: int = images.DEFAULT_TILE_SIZE, progress: bool = False,
                finish: Callable[[jax.Array, jax.Array], jax.Array] | None = None):
     self.model, self.params, self.progress = model, params, progress
     self.multiple = int(getattr(model, "size_multiple", 1))
@@ -259,6 +258,19 @@ def _to_unit(pixels: np.ndarray) -> np.ndarray:
   return np.asarray(pixels, np.float32)
 
 
-def needs_tiles(shape: Sequence[int], tile_size: int | None) -> bool:
-  """Whether an image of `shape` is stylized in tiles: a side longer than `tile_size` (0/None: never)."""
-  return bool(tile_size) and max(shape[:2]) > tile_size
+def tiled_when_large(untiled: Callable[[np.ndarray, Any], np.ndarray], model, params,
+                     tile_size: int | None, *, tiled_dtype=np.float32, **tiled_options):
+  """`apply(image, condition)`: `untiled(float image, condition)` for an image
+  whose sides are at most `tile_size` (0/None: every image), a `TiledForward`
+  (built on the first large image: it measures the network once) beyond,
+  with its result as `tiled_dtype` (uint8 keeps a large result small)."""
+  tiled = []
+
+  def apply(image: np.ndarray, condition=None) -> np.ndarray:
+    if not tile_size or max(image.shape[:2]) <= tile_size:
+      return untiled(_to_unit(image), condition)
+    if not tiled:
+      tiled.append(TiledForward(model, params, tile_size=tile_size, **tiled_options))
+    return tiled[0](image, condition, out=np.empty(image.shape, tiled_dtype))
+
+  return apply

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from jaxstyle.models.layers import reflect_pad
 
+
 def to_signed(images01: jax.Array) -> jax.Array:
   """[0, 1] → [-1, 1], the networks' range (transforms.Normalize(0.5, 0.5))."""
   return images01 * 2.0 - 1.0
