@@ -50,9 +50,12 @@ test-deps:
 lint: install
 	$(PY) -m ruff check .
 
-# Lint first: CI (.ci/run) runs `make test`.
+# Lint first: CI (.ci/run) runs `make test`. TEST_WORKERS processes share the
+# tests (pytest-xdist), a module per process at a time, so a module's fixtures
+# are built once; conftest.once_per_run shares the session ones.
+TEST_WORKERS ?= 2
 test: install test-deps lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 benchmark: install
 	$(PY) tools/benchmark.py

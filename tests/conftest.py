@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 
+import filelock
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,46 +99,76 @@ def jaxstyle_cli():
   return run_jaxstyle
 
 
-@pytest.fixture(scope="session")
-def user_dir(tmp_path_factory):
-  """A working folder outside the repository, like a user's project."""
-  return tmp_path_factory.mktemp("user")
+def once_per_run(tmp_path_factory, name: str, produce) -> "os.PathLike":
+  """A folder that `produce(folder)` fills once for the whole test run.
+
+  Under pytest-xdist (`make test` runs `pytest -n 2`) each worker process has
+  its own session, so a session fixture alone would train the tiny model once
+  per worker; the first worker to get here produces it, under a file lock in
+  the run's shared temporary folder, and the others wait and reuse it. A
+  producer that fails leaves no marker: the next worker tries again.
+  """
+  if os.environ.get("PYTEST_XDIST_WORKER") is None:
+    folder = tmp_path_factory.mktemp(name)
+    produce(folder)
+    return folder
+  folder = tmp_path_factory.getbasetemp().parent / name
+  with filelock.FileLock(f"{folder}.lock"):
+    if not (folder / ".produced").exists():
+      shutil.rmtree(folder, ignore_errors=True)
+      folder.mkdir()
+      produce(folder)
+      (folder / ".produced").touch()
+  return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_workdir(user_dir):
-  """`jaxstyle train` of configs/tiny.py (3 steps) into <user_dir>/runs/quickstart."""
+def _train_tiny(user_dir) -> None:
   proc = run_jaxstyle("train", "--config", os.path.join(REPO, "configs", "tiny.py"),
                       "--workdir", "runs/quickstart", f"--config.data.source=folder:{STYLES}",
                       cwd=user_dir)
   assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = run_jaxstyle("export", "--workdir", "runs/quickstart", "--formats", "onnx",
+                      "--onnx_sizes", "64", "--out", "export/", cwd=user_dir)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def user_dir(tmp_path_factory):
+  """A working folder outside the repository, like a user's project, holding
+  `jaxstyle train` of configs/tiny.py (3 steps) in runs/quickstart and its
+  `jaxstyle export` to ONNX (checked at 64²) in export/."""
+  return once_per_run(tmp_path_factory, "user", _train_tiny)
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(user_dir):
+  """<user_dir>/runs/quickstart: the tiny model, trained once per test run."""
   return user_dir / "runs" / "quickstart"
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(user_dir, tiny_workdir):
-  """`jaxstyle export` of the tiny model to <user_dir>/export/<style>.onnx (checked at 64²)."""
-  proc = run_jaxstyle("export", "--workdir", "runs/quickstart", "--formats", "onnx",
-                      "--onnx_sizes", "64", "--out", "export/", cwd=user_dir)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+def tiny_onnx(user_dir):
+  """<user_dir>/export/<style>.onnx, exported and verified at 64²."""
   (report,) = (user_dir / "export").glob("*.export.json")
   with open(report) as f:
     assert json.load(f)["formats"]["onnx"]["verified"]
   return user_dir / "export" / report.name.replace(".export.json", ".onnx")
 
 
-@pytest.fixture(scope="session")
-def multistyle_run(tmp_path_factory):
-  """configs/tiny.py with two styles (candy, mosaic) and strength control, 3 steps."""
-  workdir = tmp_path_factory.mktemp("multistyle") / "run"
+def _train_multistyle(folder) -> None:
   proc = subprocess.run(
       [sys.executable, "-m", "jaxstyle.train", "--config", os.path.join(REPO, "configs", "tiny.py"),
-       "--workdir", str(workdir), f"--config.data.source=folder:{STYLES}",
+       "--workdir", str(folder / "run"), f"--config.data.source=folder:{STYLES}",
        "--config.style.images=('candy', 'mosaic')", "--config.model.num_styles=2",
        "--config.model.strength_control=True"],
       capture_output=True, text=True, timeout=600, cwd=REPO)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  return workdir
+
+
+@pytest.fixture(scope="session")
+def multistyle_run(tmp_path_factory):
+  """configs/tiny.py with two styles (candy, mosaic) and strength control, 3 steps."""
+  return once_per_run(tmp_path_factory, "multistyle", _train_multistyle) / "run"
 
 
 def _load_tool(name: str):
@@ -163,6 +194,4 @@ def prepare_offline_coco():
 @pytest.fixture(scope="session")
 def offline_coco(tmp_path_factory, prepare_offline_coco):
   """A TFDS data_dir holding the 12-image offline coco/2017, as ArrayRecord."""
-  data_dir = tmp_path_factory.mktemp("tfds")
-  prepare_offline_coco(data_dir)
-  return str(data_dir)
+  return str(once_per_run(tmp_path_factory, "tfds", prepare_offline_coco))
