@@ -512,6 +512,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
                        disable=not is_chief, desc="cyclegan", unit="step",
                        dynamic_ncols=True)
   timer = run_lib.StepTimer(start_step)
+  log = run_lib.TrainLog(progress=progress, timer=timer, writer=writer, manager=manager,
+                         workdir=workdir, schedule=trainer.schedule,
+                         batch_size=config.batch_size,
+                         remedy="Lower config.optimizer.learning_rate.")
   window, last_window = [], {}
   watcher = preemption.PreemptionWatcher(manager)
   try:
@@ -525,19 +529,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
         window = jax.device_get(window)
         last_window = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
         window = []
-        bad = [k for k in ("g/loss", "d/loss") if not np.isfinite(last_window[k])]
-        if bad:
-          raise FloatingPointError(
-              f"{bad[0]} is not finite by step {step}; the last good checkpoint is "
-              f"step {manager.latest_step()} in {checkpointing.checkpoint_dir(workdir)}. "
-              "Lower config.optimizer.learning_rate.")
-        step_time = timer.lap(step)
-        progress.set_postfix(g=f"{last_window['g/loss']:.3f}", d=f"{last_window['d/loss']:.3f}",
-                             cyc=f"{last_window['g/cycle_a']:.3f}")
-        if writer is not None:
-          run_lib.write_train_scalars(writer, step, last_window,
-                                      learning_rate=trainer.schedule(step - 1),
-                                      step_time=step_time, batch_size=config.batch_size)
+        log.step(step, last_window, {"g": f"{last_window['g/loss']:.3f}",
+                                     "d": f"{last_window['d/loss']:.3f}",
+                                     "cyc": f"{last_window['g/cycle_a']:.3f}"},
+                 finite=("g/loss", "d/loss"))
       if step % config.image_every_steps == 0 or is_last:
         eval_start = time.time()
         eval_metrics, fakes, recs = trainer.evaluate(state.generators.params, eval_images)

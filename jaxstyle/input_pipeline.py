@@ -18,6 +18,8 @@ state with every checkpoint (`checkpointing.save`).
 import concurrent.futures
 import dataclasses
 import os
+import threading
+import time
 from typing import Any
 
 from absl import flags
@@ -263,7 +265,8 @@ class GlobalBatches(grain.DatasetIterator):
                .batch(local, drop_remainder=True)
                [self._shard.shard_index::self._shard.shard_count])
     return iter(batches.to_iter_dataset(self._read_options)
-                .mp_prefetch(self._multiprocessing_options))
+                .mp_prefetch(self._multiprocessing_options,
+                             worker_init_fn=exit_with_the_trainer))
 
   def start_prefetch(self) -> None:
     """Starts the workers now, so that they start up while the caller does
@@ -341,6 +344,22 @@ def create_train_dataset(
       grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch))
   iterator.set_state({POSITION_KEY: start_step * global_batch_size})
   return iterator
+
+
+def exit_with_the_trainer(worker_index: int, worker_count: int) -> None:
+  """Runs in each decoding process as it starts: a thread that ends the process
+  once the process that started it is gone. A closed iterator stops its
+  workers, but a trainer killed by SIGKILL or the OOM killer closes nothing,
+  and orphaned workers would go on holding memory and CPU."""
+  del worker_index, worker_count
+  trainer = os.getppid()
+
+  def watch():
+    while os.getppid() == trainer:
+      time.sleep(0.5)
+    os._exit(0)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, name="exit-with-the-trainer", daemon=True).start()
 
 
 def position(iterator: GlobalBatches) -> int:

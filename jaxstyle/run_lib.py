@@ -108,14 +108,37 @@ class StepTimer:
     return self.seconds / self.steps if self.steps else None
 
 
-def write_train_scalars(writer, step: int, metrics: Mapping[str, float], *,
-                        learning_rate: float, step_time: float, batch_size: int) -> None:
-  """The TensorBoard scalars every training loop logs at a log step."""
-  for key, value in metrics.items():
-    writer.scalar(f"train/{key}", value, step)
-  writer.scalar("train/learning_rate", learning_rate, step)
-  writer.scalar("perf/step_time_s", step_time, step)
-  writer.scalar("perf/images_per_s", batch_size / step_time, step)
+class TrainLog:
+  """What every training loop does at a log step: stop on a non-finite loss
+  (naming the last good checkpoint), time the steps, update the progress bar's
+  read-out and write the TensorBoard scalars (`writer` None: no scalars, as
+  on processes other than the chief)."""
+
+  def __init__(self, *, progress, timer: StepTimer, writer, manager, workdir: str,
+               schedule, batch_size: int, remedy: str):
+    self.progress, self.timer, self.writer = progress, timer, writer
+    self.manager, self.workdir = manager, workdir
+    self.schedule, self.batch_size, self.remedy = schedule, batch_size, remedy
+
+  def step(self, step: int, metrics: Mapping[str, float], shown: Mapping[str, str],
+           finite: tuple[str, ...]) -> None:
+    """`metrics` of `step` (host values); `shown` goes on the bar; the
+    `finite` keys must be finite."""
+    for key in finite:
+      if not np.isfinite(metrics[key]):
+        raise FloatingPointError(
+            f"{key} is {metrics[key]} at step {step}; the last good checkpoint is step "
+            f"{self.manager.latest_step()} in {checkpointing.checkpoint_dir(self.workdir)}. "
+            f"{self.remedy}")
+    step_time = self.timer.lap(step)
+    self.progress.set_postfix(shown)
+    if self.writer is None:
+      return
+    for key, value in metrics.items():
+      self.writer.scalar(f"train/{key}", value, step)
+    self.writer.scalar("train/learning_rate", self.schedule(step - 1), step)
+    self.writer.scalar("perf/step_time_s", step_time, step)
+    self.writer.scalar("perf/images_per_s", self.batch_size / step_time, step)
 
 
 def write_eval_summaries(writer, step: int, metrics: Mapping[str, float], names,

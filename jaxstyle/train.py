@@ -392,6 +392,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                        disable=not is_chief, desc="train", unit="step",
                        dynamic_ncols=True)
   timer = run_lib.StepTimer(start_step)
+  log = run_lib.TrainLog(
+      progress=progress, timer=timer, writer=writer, manager=manager, workdir=workdir,
+      schedule=trainer.schedule, batch_size=config.batch_size,
+      remedy="Lower config.optimizer.learning_rate or set config.optimizer.grad_clip_norm.")
   train_start, eval_seconds = time.time(), 0.0
   metrics = final = None
   watcher = preemption.PreemptionWatcher(manager)
@@ -406,19 +410,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       is_last = step == config.num_train_steps
       if step % config.log_every_steps == 0 or is_last or step % config.checkpoint_every_steps == 0:
         metrics = jax.device_get(metrics)
-        if not np.isfinite(metrics["loss"]):
-          raise FloatingPointError(
-              f"loss is {metrics['loss']} at step {step}; the last good checkpoint "
-              f"is step {manager.latest_step()} in {checkpointing.checkpoint_dir(workdir)}. "
-              "Lower config.optimizer.learning_rate or set config.optimizer.grad_clip_norm.")
-        step_time = timer.lap(step)
-        progress.set_postfix(loss=f"{metrics['loss']:.4f}",
-                             style=f"{metrics['style_loss']:.4f}",
-                             content=f"{metrics['content_loss']:.4f}")
-        if writer is not None:
-          run_lib.write_train_scalars(writer, step, metrics,
-                                      learning_rate=trainer.schedule(step - 1),
-                                      step_time=step_time, batch_size=config.batch_size)
+        log.step(step, metrics, {"loss": f"{metrics['loss']:.4f}",
+                                 "style": f"{metrics['style_loss']:.4f}",
+                                 "content": f"{metrics['content_loss']:.4f}"}, finite=("loss",))
       if step % config.image_every_steps == 0 or is_last:
         eval_start = time.time()
         eval_metrics, stylized = trainer.evaluate(state.params, eval_images)

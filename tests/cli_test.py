@@ -71,26 +71,34 @@ def test_missing_required_flag_is_a_usage_error(jaxstyle_cli, tmp_path):
 
 
 def test_stylize_from_another_directory_matches_the_api(jaxstyle_cli, tiny_workdir, tmp_path):
-  """Relative paths resolve against the caller's folder; a bad file is one line."""
+  """Relative paths resolve against the caller's folder; any size and mode is
+  stylized at its own size; a bad file (text, a JPEG cut after its header) is
+  one line, and the others are still written."""
   assert not str(tmp_path).startswith(REPO)
   inputs = tmp_path / "in"
   inputs.mkdir()
   rng = np.random.default_rng(0)
   Image.fromarray(rng.integers(0, 255, (37, 53, 3), np.uint8)).save(inputs / "odd.png")
   Image.fromarray(rng.integers(0, 255, (40, 24), np.uint8)).save(inputs / "gray.png")
+  Image.fromarray(rng.integers(0, 255, (40, 40), np.uint8)).save(inputs / "square.jpg")
   (inputs / "broken.jpg").write_bytes(b"plain text, not an image")
+  (inputs / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
   workdir = os.path.relpath(tiny_workdir, tmp_path)
   proc = jaxstyle_cli("stylize", "--workdir", workdir, "--input", "in", "--output", "out",
                       cwd=tmp_path)
   assert proc.returncode == 1, proc.stderr[-3000:]
-  assert "jaxstyle: wrote 2 image(s) to out, 1 failed" in proc.stdout
-  (skipped,) = [l for l in proc.stderr.splitlines() if l.startswith("jaxstyle: skipped")]
-  assert skipped == f"jaxstyle: skipped {os.path.join('in', 'broken.jpg')}: not a recognised image file"
+  assert "jaxstyle: wrote 3 image(s) to out, 2 failed" in proc.stdout
+  skipped = sorted(l for l in proc.stderr.splitlines() if l.startswith("jaxstyle: skipped"))
+  assert len(skipped) == 2, proc.stderr[-3000:]
+  assert skipped[0] == f"jaxstyle: skipped {os.path.join('in', 'broken.jpg')}: not a recognised image file"
+  assert skipped[1].startswith(f"jaxstyle: skipped {os.path.join('in', 'cut.jpg')}: ")
 
   stylizer = jaxstyle.Stylizer.from_workdir(tiny_workdir)
-  for name, shape in (("odd", (37, 53, 3)), ("gray", (40, 24, 3))):
-    cli_out = np.asarray(Image.open(tmp_path / "out" / f"{name}_stylized.png"), np.int16)
-    api_out = np.asarray(stylizer(inputs / f"{name}.png"), np.int16)
+  for name, shape in (("odd.png", (37, 53, 3)), ("gray.png", (40, 24, 3)),
+                      ("square.jpg", (40, 40, 3))):
+    stem = os.path.splitext(name)[0]
+    cli_out = np.asarray(Image.open(tmp_path / "out" / f"{stem}_stylized.png"), np.int16)
+    api_out = np.asarray(stylizer(inputs / name), np.int16)
     assert cli_out.shape == shape and cli_out.std() > 0
     assert np.abs(cli_out - api_out).max() <= 1  # the same network, padding and rounding
 

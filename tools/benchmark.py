@@ -50,6 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import quickstart  # noqa: E402
 from configs import default  # noqa: E402
 from configs import fullres  # noqa: E402
+from jaxstyle import atomic_files  # noqa: E402
 from jaxstyle import flops  # noqa: E402
 from jaxstyle import models  # noqa: E402
 from jaxstyle import objectives  # noqa: E402
@@ -475,7 +476,6 @@ def main():
       rows += [(n, sec, ips, m) for n, sec, ips, _ in exact_rows]
 
   if args.train_run:
-    import json
     run_config = base_config(args.set)
     run_config.update_from_flattened_dict({
         "batch_size": args.batch, "data.image_size": args.size, "style.size": args.size,
@@ -483,8 +483,8 @@ def main():
     run_rows, curve, summary = train_run(run_config, args.train_run, args.train_images,
                                          args.out)
     rows += run_rows
-    with open(os.path.join(args.out, "train_run.json"), "w") as f:
-      json.dump({"summary": summary, "curve": curve}, f, indent=1)
+    atomic_files.write_json(os.path.join(args.out, "train_run.json"),
+                            {"summary": summary, "curve": curve}, indent=1, sort_keys=False)
 
   print(f"\nbackend: {jax.default_backend()} ({jax.devices()[0].device_kind}), "
         f"{jax.device_count()} device(s), {os.cpu_count()} CPU threads; "

@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import default  # noqa: E402
 from configs import quickstart  # noqa: E402
 from configs import tiny  # noqa: E402
+from jaxstyle import atomic_files  # noqa: E402
 from jaxstyle import checkpointing  # noqa: E402
 from jaxstyle import flops  # noqa: E402
 from jaxstyle import input_pipeline  # noqa: E402
@@ -221,8 +222,7 @@ def main():
             f"| {row['mfu']:.1%} | {first:.2f} | {resumed} |", flush=True)
   if args.out:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-      json.dump(results, f, indent=2)
+    atomic_files.write_json(args.out, results, sort_keys=False)
 
 
 if __name__ == "__main__":

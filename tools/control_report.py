@@ -75,7 +75,8 @@ def onnx_seconds(paths, size=1024, threads=2, runs=7):
 
 def _save_jpg(picture, path):
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  Image.fromarray(image_io.to_uint8(picture)).save(path, quality=90)
+  with atomic_files.replacing(path, binary=True) as f:
+    Image.fromarray(image_io.to_uint8(picture)).save(f, format="JPEG", quality=90)
 
 
 def main():

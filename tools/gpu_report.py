@@ -13,12 +13,12 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxstyle import ablate  # noqa: E402  (reads TensorBoard curves)
+from jaxstyle import atomic_files  # noqa: E402
 
 
 def _sweep_table(rows, title):
@@ -52,7 +52,8 @@ def plot_curves(curves, path):
   ax.legend()
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  with atomic_files.replacing(path, binary=True) as f:
+    fig.savefig(f, format="png", dpi=120)
   plt.close(fig)
 
 
@@ -116,16 +117,16 @@ def main(argv=None):
 
   curves = ablate.read_curves(run)
   plot_curves(curves, os.path.join(out, "loss_curve.png"))
-  with open(os.path.join(out, "loss_curve.csv"), "w", newline="") as f:
+  with atomic_files.replacing(os.path.join(out, "loss_curve.csv")) as f:
     writer = csv.writer(f)
     writer.writerow(["step", *curves])
     by_step = {name: dict(points) for name, points in curves.items()}
     for step in sorted(by_step["loss"]):
       writer.writerow([step, *(by_step[name].get(step, "") for name in curves)])
-  shutil.copy(os.path.join(run, "gallery", "grid.png"), os.path.join(out, "gallery.png"))
+  with open(os.path.join(run, "gallery", "grid.png"), "rb") as f:
+    atomic_files.write_bytes(os.path.join(out, "gallery.png"), f.read())
   lines += ["![training loss](loss_curve.png)", "", "![content | stylized](gallery.png)", ""]
-  with open(os.path.join(out, "report.md"), "w") as f:
-    f.write("\n".join(lines))
+  atomic_files.write_text(os.path.join(out, "report.md"), "\n".join(lines))
   print("\n".join(lines))
 
 

@@ -22,7 +22,6 @@ under each picture; `--json` keeps the numbers.
 
 import argparse
 import collections
-import json
 import os
 import sys
 
@@ -32,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position
 import jaxstyle
+from jaxstyle import atomic_files
 from jaxstyle import checkpointing
 from jaxstyle import contact_sheet
 from jaxstyle import images as image_io
@@ -112,11 +112,9 @@ def main():
     contact_sheet.save(args.sheet, sheet_rows, height=min(args.size, 320))
     print("wrote", args.sheet)
   if args.json:
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump({"content": args.content, "size": args.size,
-                 "style_size": metrics.STYLE_SIZE, "results": results}, f, indent=2)
-    os.replace(tmp, args.json)
+    atomic_files.write_json(args.json, {"content": args.content, "size": args.size,
+                                        "style_size": metrics.STYLE_SIZE, "results": results},
+                            sort_keys=False)
 
 
 if __name__ == "__main__":

@@ -213,6 +213,18 @@ def _replace(graph, last, new_nodes):
   graph.nodes[at:at + 1] = new_nodes
 
 
+def _replace_with_nchw_op(graph, last, x, op_type, extra_inputs, **attrs) -> None:
+  """Puts Transpose(NHWC→NCHW) → `op_type`(x, *extra_inputs) → Transpose(back)
+  where `last` was, the result under `last`'s output name, and drops what only
+  `last` used. `to_nchw` cancels the transpose pairs later."""
+  t1 = graph.node("Transpose", [x], perm=list(NCHW_FROM_NHWC))
+  op = graph.node(op_type, [t1.output[0], *extra_inputs], **attrs)
+  t2 = graph.node("Transpose", [op.output[0]], name=last.output[0], perm=list(NHWC_FROM_NCHW))
+  _replace(graph, last, [t1, op, t2])
+  graph.set_rank(4, t1, op, t2)
+  eliminate_dead_code(graph)
+
+
 def dense_to_conv1x1(graph: Graph) -> int:
   """Reshape(x, [-1, C]) → Gemm|MatMul(W[C, O]) (+ bias) → Reshape(rank 4) ⇒ 1×1 Conv."""
   count = 0
@@ -246,16 +258,10 @@ def dense_to_conv1x1(graph: Graph) -> int:
           continue
         bias = (attr(mm, "beta", 1.0) * b).reshape(cout).astype(w.dtype)
       kernel = np.ascontiguousarray(w.T.reshape(cout, cin, 1, 1))
-      t1 = graph.node("Transpose", [x], perm=list(NCHW_FROM_NHWC))
-      conv_in = [t1.output[0], graph.const(kernel, "pointwise_kernel")]
+      weights = [graph.const(kernel, "pointwise_kernel")]
       if bias is not None:
-        conv_in.append(graph.const(bias, "pointwise_bias"))
-      conv = graph.node("Conv", conv_in, kernel_shape=[1, 1])
-      t2 = graph.node("Transpose", [conv.output[0]], name=r2.output[0],
-                      perm=list(NHWC_FROM_NCHW))
-      _replace(graph, r2, [t1, conv, t2])
-      graph.set_rank(4, t1, conv, t2)
-      eliminate_dead_code(graph)
+        weights.append(graph.const(bias, "pointwise_bias"))
+      _replace_with_nchw_op(graph, r2, x, "Conv", weights, kernel_shape=[1, 1])
       count += 1
       break
     else:
@@ -290,15 +296,9 @@ def fuse_instance_norm(graph: Graph) -> int:
     x, eps, scale, bias, last, channels = match
     scale = np.ones(channels, np.float32) if scale is None else scale
     bias = np.zeros(channels, np.float32) if bias is None else bias
-    t1 = graph.node("Transpose", [x], perm=list(NCHW_FROM_NHWC))
-    norm = graph.node("InstanceNormalization", [
-        t1.output[0], graph.const(scale.reshape(channels).astype(np.float32), "norm_scale"),
+    _replace_with_nchw_op(graph, last, x, "InstanceNormalization", [
+        graph.const(scale.reshape(channels).astype(np.float32), "norm_scale"),
         graph.const(bias.reshape(channels).astype(np.float32), "norm_bias")], epsilon=eps)
-    t2 = graph.node("Transpose", [norm.output[0]], name=last.output[0],
-                    perm=list(NHWC_FROM_NCHW))
-    _replace(graph, last, [t1, norm, t2])
-    graph.set_rank(4, t1, norm, t2)
-    eliminate_dead_code(graph)
     count += 1
 
 
