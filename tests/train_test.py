@@ -139,11 +139,23 @@ def _process_group_ends(pgid: int, timeout: float) -> bool:
   return False
 
 
-def test_sigkill_then_rerun_resumes_to_identical_parameters(tmp_path):
-  overrides = ("--config.num_train_steps=12", "--config.checkpoint_every_steps=2",
-               "--config.keep_checkpoints=2", *STABILITY)
-  reference = tmp_path / "uninterrupted"
-  _train(reference, *overrides)
+# The interrupted runs below: 30 steps, so a signal lands mid-run.
+INTERRUPTED_STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  """What the interrupted runs must resume to: the same run, never stopped
+  (checkpoint settings do not change the parameters)."""
+  workdir = tmp_path_factory.mktemp("uninterrupted")
+  _train(workdir, f"--config.num_train_steps={INTERRUPTED_STEPS}",
+         "--config.checkpoint_every_steps=1000", *STABILITY)
+  return workdir
+
+
+def test_sigkill_then_rerun_resumes_to_identical_parameters(uninterrupted, tmp_path):
+  overrides = (f"--config.num_train_steps={INTERRUPTED_STEPS}",
+               "--config.checkpoint_every_steps=2", "--config.keep_checkpoints=2", *STABILITY)
 
   killed = tmp_path / "killed"
   # Its own process group, to see that the data workers it spawned exit
@@ -164,26 +176,25 @@ def test_sigkill_then_rerun_resumes_to_identical_parameters(tmp_path):
   _train(killed, *overrides)
   with open(killed / "summary.json") as f:
     summary = json.load(f)
-  assert 2 <= summary["resumed_from_step"] < 12
+  assert 2 <= summary["resumed_from_step"] < INTERRUPTED_STEPS
   # The history keeps the killed run's lines up to its checkpoint, once each.
   with open(killed / "eval_history.jsonl") as f:
     steps = [json.loads(line)["step"] for line in f]
-  assert steps == sorted(set(steps)) and steps[0] == 0 and steps[-1] == 12
-  _, want = _final_state(reference)
+  assert steps == sorted(set(steps)) and steps[0] == 0 and steps[-1] == INTERRUPTED_STEPS
+  _, want = _final_state(uninterrupted)
   _, got = _final_state(killed)
   assert _max_abs_diff(want["params"], got["params"]) <= 1e-6
   assert _max_abs_diff(want["opt_state"], got["opt_state"]) <= 1e-6
 
 
-def test_sigterm_checkpoints_after_the_step_and_the_rerun_resumes_exactly(tmp_path):
+def test_sigterm_checkpoints_after_the_step_and_the_rerun_resumes_exactly(uninterrupted,
+                                                                          tmp_path):
   """A real SIGTERM mid-run: the trainer finishes the step, saves it with the
   data position (no periodic checkpoint is due), exits with 143 and a message;
   the same command then resumes to the uninterrupted parameters."""
-  steps = 30
+  steps = INTERRUPTED_STEPS
   overrides = (f"--config.num_train_steps={steps}", "--config.checkpoint_every_steps=1000",
                *STABILITY)
-  reference = tmp_path / "uninterrupted"
-  _train(reference, *overrides)
 
   preempted = tmp_path / "preempted"
   proc = subprocess.Popen(_command(preempted, *overrides), cwd=REPO, env=_env(),
@@ -206,7 +217,7 @@ def test_sigterm_checkpoints_after_the_step_and_the_rerun_resumes_exactly(tmp_pa
   _train(preempted, *overrides)
   with open(preempted / "summary.json") as f:
     assert json.load(f)["resumed_from_step"] == last
-  _, want = _final_state(reference)
+  _, want = _final_state(uninterrupted)
   _, got = _final_state(preempted)
   assert _max_abs_diff(want["params"], got["params"]) <= 1e-6
   assert _max_abs_diff(want["opt_state"], got["opt_state"]) <= 1e-6
