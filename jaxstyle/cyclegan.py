@@ -28,7 +28,6 @@ step over a ('data',) mesh, batches sharded, everything else replicated.
 import functools
 import json
 import os
-import resource
 import time
 from typing import Iterator
 
@@ -565,16 +564,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Cycle
         "discriminator_params": count_params(state.discriminators.params["d_a"]),
         "eval_images": names,
         "steps": int(state.step),
-        "resumed_from_step": start_step,
-        "wall_time_s": time.time() - wall_start,
-        "step_time_s": timer.mean,
-        "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "devices": jax.device_count(),
-        "backend": jax.default_backend(),
     }
-    atomic_files.write_json(os.path.join(workdir, "summary.json"), summary)
-    logging.info("Wrote %s and %s", os.path.join(workdir, "summary.json"), grid)
-    print(json.dumps(summary, indent=2))
+    run_lib.write_summary(workdir, summary, start_step=start_step, wall_start=wall_start,
+                          timer=timer, gallery=grid)
   if writer is not None:
     writer.close()
   return state

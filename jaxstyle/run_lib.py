@@ -9,8 +9,9 @@ atomically written JSON. `jaxstyle.train` (style transfer) and
 
 import json
 import os
+import resource
 import time
-from typing import Mapping
+from typing import Any, Mapping
 
 from absl import logging
 import jax
@@ -139,6 +140,23 @@ class TrainLog:
     self.writer.scalar("train/learning_rate", self.schedule(step - 1), step)
     self.writer.scalar("perf/step_time_s", step_time, step)
     self.writer.scalar("perf/images_per_s", self.batch_size / step_time, step)
+
+
+def write_summary(workdir: str, summary: Mapping[str, Any], *, start_step: int,
+                  wall_start: float, timer: StepTimer, gallery: str) -> dict[str, Any]:
+  """summary.json: a trainer's results plus what every run reports (the step
+  it resumed from, wall and steady step time, peak host memory, devices),
+  written atomically and printed."""
+  summary = dict(
+      summary, resumed_from_step=start_step, wall_time_s=time.time() - wall_start,
+      step_time_s=timer.mean,
+      peak_host_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+      devices=jax.device_count(), backend=jax.default_backend())
+  path = os.path.join(workdir, "summary.json")
+  atomic_files.write_json(path, summary)
+  logging.info("Wrote %s and %s", path, gallery)
+  print(json.dumps(summary, indent=2))
+  return summary
 
 
 def write_eval_summaries(writer, step: int, metrics: Mapping[str, float], names,

@@ -15,7 +15,6 @@ import functools
 import importlib
 import json
 import os
-import resource
 import sys
 import time
 from typing import Mapping
@@ -467,13 +466,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     "style_size": quality_metrics.STYLE_SIZE},
         "eval_images": [n for n, _ in eval_images],
         "steps": int(state.step),
-        "resumed_from_step": start_step,
-        "wall_time_s": time.time() - wall_start,
-        "step_time_s": timer.mean,
-        "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "vgg": trainer.loss_net.description,
-        "devices": jax.device_count(),
-        "backend": jax.default_backend(),
     }
     if len(trainer.style_names) > 1:
       summary["quality"]["per_style"] = {
@@ -481,9 +474,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if "identity/ssim" in final:
       # Strength 0 (the identity condition): how well the photo comes back.
       summary["quality"]["identity_ssim"] = final["identity/ssim"]
-    atomic_files.write_json(os.path.join(workdir, "summary.json"), summary)
-    logging.info("Wrote %s and %s", os.path.join(workdir, "summary.json"), grid)
-    print(json.dumps(summary, indent=2))
+    run_lib.write_summary(workdir, summary, start_step=start_step, wall_start=wall_start,
+                          timer=timer, gallery=grid)
   if writer is not None:
     writer.close()
   return state
