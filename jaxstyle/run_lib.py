@@ -2,8 +2,8 @@
 
 Inputs: the style image (a shipped name or a path), the fixed evaluation
 images, the checkpointed input pipeline of a run. Bookkeeping: the step timer,
-TensorBoard scalars and image grids, the PNG gallery, eval_history.jsonl and
-atomically written JSON. `jaxstyle.train` (style transfer) and
+the log step (`TrainLog`: non-finite stop, progress bar, TensorBoard scalars),
+image grids, the PNG gallery, eval_history.jsonl and summary.json. `jaxstyle.train` (style transfer) and
 `jaxstyle.cyclegan` import this; it imports neither.
 """
 
