@@ -3,8 +3,9 @@
 Inputs: the style image (a shipped name or a path), the fixed evaluation
 images, the checkpointed input pipeline of a run. Bookkeeping: the step timer,
 the log step (`TrainLog`: non-finite stop, progress bar, TensorBoard scalars),
-image grids, the PNG gallery, eval_history.jsonl and summary.json. `jaxstyle.train` (style transfer) and
-`jaxstyle.cyclegan` import this; it imports neither.
+image grids, the PNG gallery, eval_history.jsonl and summary.json.
+`jaxstyle.train` (style transfer) and `jaxstyle.cyclegan` import this; it
+imports neither.
 """
 
 import json
@@ -143,7 +144,7 @@ class TrainLog:
 
 
 def write_summary(workdir: str, summary: Mapping[str, Any], *, start_step: int,
-                  wall_start: float, timer: StepTimer, gallery: str) -> dict[str, Any]:
+                  wall_start: float, timer: StepTimer, gallery: str) -> None:
   """summary.json: a trainer's results plus what every run reports (the step
   it resumed from, wall and steady step time, peak host memory, devices),
   written atomically and printed."""
@@ -156,7 +157,6 @@ def write_summary(workdir: str, summary: Mapping[str, Any], *, start_step: int,
   atomic_files.write_json(path, summary)
   logging.info("Wrote %s and %s", path, gallery)
   print(json.dumps(summary, indent=2))
-  return summary
 
 
 def write_eval_summaries(writer, step: int, metrics: Mapping[str, float], names,
