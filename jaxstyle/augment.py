@@ -27,6 +27,15 @@ _SALT_ANGLE = 2
 _SALT_CENTRE = 3
 _SALT_FLIP = 4
 _SALT_PLAIN_CROP = 5
+# A crop flatter than this (max − min, all channels) is drawn again: under
+# instance norm a constant image has zero variance in every layer, and its
+# gradient, scaled by 1/sqrt(epsilon) ≈ 316 at each of the ~24 norms,
+# overflows to NaN (a black border or a blown-out sky at 128² crops of 512 px
+# photos did it within 10 steps). It has nothing to stylize either.
+_FLAT = 0.5 / 255
+_ATTEMPTS = 8
+# Salt offset of each redraw: attempt 0 uses the ops' own salts.
+_SALT_ATTEMPT = 100
 # Keeps the sampling grid this many pixels inside the image, so that an edge
 # sample never gives a fill pixel a weight, whatever the coordinate rounding.
 _MARGIN = 0.01
@@ -163,20 +172,22 @@ def fitted_transform(image_hw, area: float, angle: float, u, image_size: int) ->
 
 
 def sample_transform(image_hw, index: int, *, seed: int, image_size: int,
-                     cfg: data_config.AugmentConfig) -> np.ndarray:
+                     cfg: data_config.AugmentConfig, attempt: int = 0) -> np.ndarray:
   """Draws crop area, angle and centre of the element at `index`; its transform."""
   lo, hi = cfg.crop_scale
-  area = op_rng(seed, index, _SALT_SCALE).uniform(lo, hi)
+  redraw = _SALT_ATTEMPT * attempt
+  area = op_rng(seed, index, _SALT_SCALE + redraw).uniform(lo, hi)
   max_angle = math.radians(cfg.rotate_degrees)
-  angle = op_rng(seed, index, _SALT_ANGLE).uniform(-max_angle, max_angle)
-  u = op_rng(seed, index, _SALT_CENTRE).uniform(size=2)
+  angle = op_rng(seed, index, _SALT_ANGLE + redraw).uniform(-max_angle, max_angle)
+  u = op_rng(seed, index, _SALT_CENTRE + redraw).uniform(size=2)
   return fitted_transform(image_hw, area, angle, u, image_size)
 
 
-def plain_crop(image: np.ndarray, index: int, *, seed: int, image_size: int) -> np.ndarray:
+def plain_crop(image: np.ndarray, index: int, *, seed: int, image_size: int,
+               attempt: int = 0) -> np.ndarray:
   """An unscaled image_size² window at a uniform integer offset (no resampling)."""
   h, w = image.shape[:2]
-  top, left = op_rng(seed, index, _SALT_PLAIN_CROP).integers(
+  top, left = op_rng(seed, index, _SALT_PLAIN_CROP + _SALT_ATTEMPT * attempt).integers(
       0, (h - image_size + 1, w - image_size + 1))
   return image[top:top + image_size, left:left + image_size]
 
@@ -193,15 +204,18 @@ def augment(image: np.ndarray, index: int, *, seed: int, image_size: int, resize
   `image` is float (H, W, 3) in [0, 1]. The short side is resized first
   (`resize_short_side`); with crop_scale (1, 1) and rotate_degrees 0 the crop
   is a plain window of pixels, otherwise the rotated, zoomed resample; hflip
-  mirrors the result.
+  mirrors the result. A flat crop is drawn again (up to 8 times, `_FLAT`).
   """
   image = resize_short_side(image, image_size, resize_min)
-  if cfg.plain_crop:
-    out = plain_crop(image, index, seed=seed, image_size=image_size)
-  else:
-    transform = sample_transform(image.shape[:2], index, seed=seed,
-                                 image_size=image_size, cfg=cfg)
-    out = rotated_crop(image, transform, image_size)
+  for attempt in range(_ATTEMPTS):
+    if cfg.plain_crop:
+      out = plain_crop(image, index, seed=seed, image_size=image_size, attempt=attempt)
+    else:
+      transform = sample_transform(image.shape[:2], index, seed=seed,
+                                   image_size=image_size, cfg=cfg, attempt=attempt)
+      out = rotated_crop(image, transform, image_size)
+    if np.ptp(out) >= _FLAT:
+      break
   if cfg.hflip:
     out = random_flip(out, index, seed=seed)
   return np.clip(out, 0.0, 1.0, dtype=np.float32)
