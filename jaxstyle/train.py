@@ -318,6 +318,9 @@ def validate_styles(config: ml_collections.ConfigDict, perturb_mode: str) -> Non
   if config.loss.get("identity_weight", 0.0) < 0:
     raise ValueError(f"config.loss.identity_weight={config.loss.identity_weight} "
                      "must be >= 0")
+  if config.model.get("photo_skip", False) and not config.model.get("strength_control", False):
+    raise ValueError("config.model.photo_skip=True needs config.model.strength_control=True "
+                     "(the skip is gated by the identity condition)")
 
 
 def _quality(metrics: Mapping[str, float], prefix: str = "") -> dict[str, float] | None:

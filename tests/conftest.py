@@ -160,14 +160,15 @@ def _train_multistyle(folder) -> None:
       [sys.executable, "-m", "jaxstyle.train", "--config", os.path.join(REPO, "configs", "tiny.py"),
        "--workdir", str(folder / "run"), f"--config.data.source=folder:{STYLES}",
        "--config.style.images=('candy', 'mosaic')", "--config.model.num_styles=2",
-       "--config.model.strength_control=True"],
+       "--config.model.strength_control=True", "--config.model.photo_skip=True"],
       capture_output=True, text=True, timeout=600, cwd=REPO)
   assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.fixture(scope="session")
 def multistyle_run(tmp_path_factory):
-  """configs/tiny.py with two styles (candy, mosaic) and strength control, 3 steps."""
+  """configs/tiny.py with two styles (candy, mosaic), strength control and the
+  photo skip, 3 steps."""
   return once_per_run(tmp_path_factory, "multistyle", _train_multistyle) / "run"
 
 

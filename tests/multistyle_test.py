@@ -22,9 +22,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STYLES_DIR = os.path.join(REPO, "jaxstyle", "assets", "styles")
 
 
-def _model(num_styles=1, strength_control=False, base=tiny):
+def _model(num_styles=1, strength_control=False, base=tiny, photo_skip=False):
   cfg = base.get_config().model
   cfg.num_styles, cfg.strength_control = num_styles, strength_control
+  cfg.photo_skip = photo_skip
   return models.create_model(cfg)
 
 
@@ -75,6 +76,45 @@ def test_a_condition_equals_the_single_style_network_with_those_norm_rows(weight
   single = _model()
   want = single.apply({"params": _select_rows(params, np.asarray(weights, np.float32))}, images)
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-6)
+
+
+def test_photo_skip_adds_the_condition_gated_photo_logits():
+  # The same parameters with and without the skip: in logit space the outputs
+  # differ by exactly (condition · gate) × logit(photo).
+  with_skip, without = _model(2, True, photo_skip=True), _model(2, True)
+  params = _random_params(with_skip)
+  gate = params["photo_gate"]
+  assert gate.shape == (3,)
+  images = jax.random.uniform(jax.random.key(4), (3, 32, 32, 3))
+  condition = jnp.asarray([[1.0, 0, 0], [0, 0, 1.0], [0.2, 0.3, 0.5]])
+  got = with_skip.apply({"params": params}, images, condition)
+  plain = without.apply({"params": {k: v for k, v in params.items() if k != "photo_gate"}},
+                        images, condition)
+  p = np.clip(np.asarray(images, np.float64), 1 / 512, 1 - 1 / 512)
+  logits = (np.log(np.asarray(plain, np.float64) / (1 - np.asarray(plain, np.float64)))
+            + (np.asarray(condition) @ np.asarray(gate))[:, None, None, None]
+            * np.log(p / (1 - p)))
+  np.testing.assert_allclose(np.asarray(got), 1 / (1 + np.exp(-logits)), atol=2e-6)
+
+
+def test_photo_skip_lets_the_identity_row_give_the_photo_back():
+  # With a silent head (zero kernel and bias) the identity row, whose gate
+  # starts at 1, returns the photo to within the logit's clipping (1/512);
+  # a style row (gate 0) returns mid-grey. Without the skip no norm row can
+  # (the stem's instance norm removes each photo's channel means).
+  model = _model(1, True, photo_skip=True)
+  params = model.init(jax.random.key(0), *models.init_inputs(model, 32))["params"]
+  np.testing.assert_array_equal(params["photo_gate"], [0.0, 1.0])
+  params["head"] = jax.tree.map(jnp.zeros_like, params["head"])
+  images = jax.random.uniform(jax.random.key(5), (2, 32, 32, 3))
+  condition = conditioning.condition_vector(jnp.ones(1), jnp.asarray([0.0, 1.0]),
+                                            num_styles=1, strength_control=True)
+  out = np.asarray(model.apply({"params": params}, images, condition))
+  assert np.max(np.abs(out[0] - np.asarray(images[0]))) <= 1 / 512 + 1e-6
+  np.testing.assert_allclose(out[1], 0.5, atol=1e-6)
+  with pytest.raises(ValueError, match="photo_skip needs model.strength_control"):
+    bad = _model(2, False, photo_skip=True)
+    bad.init(jax.random.key(0), *models.init_inputs(bad, 32))
 
 
 def test_condition_vector_blends_and_strength_endpoints():
@@ -164,6 +204,11 @@ def test_style_config_errors_name_the_keys():
   with pytest.raises(ValueError, match="local_style_weight"):
     train.validate_styles(config, "none")
   config.loss.local_style_weight = 0.0
+  config.model.photo_skip = True
+  with pytest.raises(ValueError, match=r"config.model.photo_skip=True needs "
+                     r"config.model.strength_control=True"):
+    train.validate_styles(config, "none")
+  config.model.photo_skip = False
   config.style.images = ("candy", "/elsewhere/candy.jpg")
   with pytest.raises(ValueError, match="names 'candy' twice"):
     train.validate_styles(config, "none")

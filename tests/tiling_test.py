@@ -92,7 +92,8 @@ def test_tiled_equals_untiled_and_naive_tiles_do_not(photo, small):
 
 
 def test_conditions_blends_and_strength_tile_exactly(photo):
-  model, params = _network(num_styles=3, strength_control=True)
+  # With the photo skip (configs/multistyle.py): its gate is per condition.
+  model, params = _network(num_styles=3, strength_control=True, photo_skip=True)
   forward = tiling.TiledForward(model, params, tile_size=80)
   for weights, strength in (([0, 1, 0], 1.0), ([0.5, 0.2, 0.3], 1.0), ([1, 0, 0], 0.4)):
     condition = np.asarray(conditioning.condition_vector(

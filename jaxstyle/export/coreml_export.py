@@ -9,7 +9,8 @@ NCHW, so each ONNX op maps to native MIL ops one to one:
   Conv → conv (groups for depthwise)         Pad(reflect) → pad(mode='reflect')
   Resize(nearest, ×k) → upsample_nearest_neighbor   Concat → concat
   InstanceNormalization → reduce_mean, sub, mul, reduce_mean, rsqrt, mul, add
-  Relu/Sigmoid/Add/Sub/Mul/Div/Max/Sqrt/Transpose/Identity → same-named ops
+  Relu/Sigmoid/Log/Add/Sub/Mul/Div/Max/Sqrt/Transpose/Identity → same-named ops
+  Clip (constant bounds) → clip (the photo skip's logits, unet.logit)
   Gemm → linear, Reshape → reshape, ReduceSum → reduce_sum (a multi-style
   network's style weights → per-channel scale and bias)
 
@@ -251,6 +252,17 @@ def _reduce(op):
   return lower
 
 
+def _clip(mb, node, get, inits):
+  """Clip with constant bounds (inputs 1, 2; attributes before opset 11)."""
+  bounds = []
+  for i, key, default in ((1, "min", -np.inf), (2, "max", np.inf)):
+    name = node.input[i] if len(node.input) > i else ""
+    if name and name not in inits:
+      raise ExportError(f"Core ML: Clip {node.name} needs constant bounds")
+    bounds.append(float(np.ravel(inits[name])[0]) if name else float(attr(node, key, default)))
+  return mb.clip(x=get(node.input[0]), alpha=bounds[0], beta=bounds[1])
+
+
 def _gemm(mb, node, get, inits):
   """x · B (+ C) with constant B and C: `linear` (weight [out, in])."""
   w = inits.get(node.input[1])
@@ -288,6 +300,7 @@ _LOWERINGS = {
     "Div": _binary("real_div"), "Max": _binary("maximum"), "Min": _binary("minimum"),
     "Relu": _unary("relu"), "Sigmoid": _unary("sigmoid"), "Sqrt": _unary("sqrt"),
     "Tanh": _unary("tanh"), "Identity": _unary("identity"), "Reciprocal": _unary("inverse"),
+    "Log": _unary("log"), "Clip": _clip,
 }
 
 

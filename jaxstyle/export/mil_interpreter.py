@@ -150,6 +150,8 @@ OPS = {
     "rsqrt": lambda x, epsilon=1e-12: 1 / np.sqrt(_f32(x) + np.float32(epsilon)),
     "inverse": lambda x, epsilon=1e-4: 1 / (_f32(x) + np.float32(epsilon)),
     "identity": lambda x: x,
+    "log": lambda x, epsilon=1e-45: np.log(_f32(x) + np.float32(epsilon)),
+    "clip": lambda x, alpha, beta: np.clip(_f32(x), np.float32(alpha), np.float32(beta)),
     "round": lambda x: np.round(_f32(x)),
     "reduce_mean": lambda x, axes=None, keep_dims=False: np.mean(
         _f32(x), axis=None if axes is None else tuple(int(a) for a in np.ravel(axes)),

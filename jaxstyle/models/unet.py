@@ -81,6 +81,11 @@ class UNet(nn.Module):
     strength_control: one more norm row, the identity, trained to reproduce
       the photo; blending it with the style rows sets the strength at
       inference (`conditioning.condition_vector`).
+    photo_skip: with strength control, the photo's logits join the head's
+      output through a per-condition gate (blended like the norm rows). The
+      stem's instance norm discards each photo's own channel means and
+      contrasts, which no norm row can restore; this path keeps them, so the
+      identity condition can give the photo back (docs/quality.md).
   """
   features: Sequence[int] = (16, 32, 64, 128)
   num_res_blocks: int = 5
@@ -93,6 +98,7 @@ class UNet(nn.Module):
   head_blur: bool = False
   num_styles: int = 1
   strength_control: bool = False
+  photo_skip: bool = False
 
   @property
   def num_conditions(self) -> int:
@@ -145,4 +151,22 @@ class UNet(nn.Module):
       x = layers.UpsampleConv(3, self.patch_size, blur=self.head_blur, name="head")(x)
     else:
       x = layers.Conv(3, 3, name="head")(x)
+    if self.photo_skip:
+      x = x + self._photo_gate(condition) * logit(images)
     return nn.sigmoid(x)
+
+  def _photo_gate(self, condition: jax.Array) -> jax.Array:
+    """(B, 1, 1, 1) weight of the photo's logits: the condition's blend of a
+    per-row gate that starts at 1 for the identity row, 0 for the styles."""
+    if not self.strength_control:
+      raise ValueError("model.photo_skip needs model.strength_control (the identity row)")
+    k = self.num_conditions
+    gate = self.param("photo_gate", lambda _, shape: jnp.zeros(shape).at[-1].set(1.0), (k,))
+    return (condition @ gate[:, None]).reshape(-1, 1, 1, 1)
+
+
+def logit(pixels: jax.Array, eps: float = 1 / 512) -> jax.Array:
+  """Inverse of the sigmoid, pixels clipped to [eps, 1 − eps] (sigmoid gives
+  them back within eps; finite in float16)."""
+  p = jnp.clip(pixels, eps, 1.0 - eps)
+  return jnp.log(p) - jnp.log(1.0 - p)
