@@ -259,6 +259,7 @@ def test_create_model_builds_transformer_net_and_names_foreign_keys():
   unet_keys = dict(default.get_config().model)
   with pytest.raises(ValueError, match=r"unknown keys \['conv_before_upsample', "
                      r"'depthwise_impl', 'first_skip_level', 'head_blur', 'num_styles', 'patch_size', "
+                     r"'photo_skip', "
                      r"'separable', 'skips', 'strength_control'\] "
                      r"for model "
                      r"'transformer_net'"):
