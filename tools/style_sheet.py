@@ -17,7 +17,10 @@ VGG layer, against the style image at `metrics.STYLE_SIZE` px, and SSIM to
 the content. The unstylized photo is scored too, as the floor.
 
 Prints a markdown table; `--sheet` draws one row per style with the numbers
-under each picture; `--json` keeps the numbers.
+under each picture; `--json` keeps the numbers. `--match_colors` also scores
+each output with its colour histograms matched to the style's, per RGB channel
+(scikit-image's match_histograms). That shows how much of the shallow layers'
+gap is the palette and how much is the strokes and edges.
 """
 
 import argparse
@@ -59,6 +62,12 @@ def stylized(path: str, content: np.ndarray, style: str = "") -> np.ndarray:
   return _resize_to(image_io.load_image(path), content.shape)
 
 
+def colors_matched(image: np.ndarray, style: np.ndarray) -> np.ndarray:
+  """`image` with each RGB channel's histogram matched to `style`'s."""
+  from skimage import exposure  # pylint: disable=g-import-not-at-top
+  return np.clip(exposure.match_histograms(image, style, channel_axis=-1), 0, 1).astype(np.float32)
+
+
 def parse_outputs(values: list[str]) -> dict[str, list[str]]:
   """['mosaic=runs/a', ...] → {'mosaic': ['runs/a', ...]}, in the order given."""
   out = collections.OrderedDict()
@@ -81,6 +90,8 @@ def main():
   parser.add_argument("--vgg_source", default="hed")
   parser.add_argument("--sheet", default="", help="PNG to write")
   parser.add_argument("--json", default="", help="JSON to write")
+  parser.add_argument("--match_colors", action="store_true",
+                      help="also score each output with its colours matched to the style")
   args = parser.parse_args()
   by_style = parse_outputs(args.output)
 
@@ -99,6 +110,10 @@ def main():
                          f"style {report['style_similarity']:.3f} · relu4_3 "
                          f"{report['style_similarity/relu4_3']:.3f}\n"
                          f"SSIM {report['ssim']:.3f}"))
+      if args.match_colors:
+        matched = colors_matched(image, style)
+        results.append({"style": style_name, "output": f"{label}, colours matched to the style",
+                        **metrics.quality_report(loss_net, matched, content, style)})
     sheet_rows.append(row)
 
   layers = [k.split("/")[1] for k in results[0] if k.startswith("style_similarity/")]
