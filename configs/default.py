@@ -70,6 +70,10 @@ def get_config() -> ml_collections.ConfigDict:
       content_weight=1.0,
       style_weight=1.0,
       tv_weight=2.0,
+      # Colour distribution: relative error of the output's per-channel colour
+      # quantiles against the style image's (losses.color_distribution_loss),
+      # for the style's palette. Off by default (docs/quality.md); one style only.
+      color_weight=0.0,
       # Local style loss (paper §3.4): feature patches of the output matched to
       # their nearest style patches, on top of the global Gram loss. Its cost
       # grows with the style image's patches: with the style at 256 px it

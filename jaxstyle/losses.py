@@ -65,6 +65,29 @@ def style_loss(features: Mapping[str, jax.Array],
   return out
 
 
+COLOR_QUANTILES = 256
+
+
+def color_quantiles(images: jax.Array, num: int = COLOR_QUANTILES) -> jax.Array:
+  """(B, H, W, 3) → (B, num, 3): each channel's values at the quantiles
+  (i + ½) / num, i.e. the image's colour histogram per channel, sorted."""
+  b, h, w, c = images.shape
+  flat = jnp.sort(images.reshape(b, h * w, c), axis=1)
+  index = jnp.floor((jnp.arange(num) + 0.5) / num * (h * w)).astype(jnp.int32)
+  return flat[:, index, :]
+
+
+def color_distribution_loss(images: jax.Array, target_quantiles: jax.Array,
+                            per_example: bool = False) -> jax.Array:
+  """Relative squared error between the images' per-channel colour quantiles
+  and `target_quantiles` ((1 or B, num, 3), from `color_quantiles` of the
+  style): the 1-D Wasserstein-2 distance of each channel's histogram, so the
+  output takes the style's palette (the distribution that histogram matching
+  would impose), which the Gram terms only constrain through its moments."""
+  q = color_quantiles(images, target_quantiles.shape[1])
+  return relative_sq_error(q, jnp.broadcast_to(target_quantiles, q.shape), per_example)
+
+
 def total_variation(images: jax.Array, per_example: bool = False) -> jax.Array:
   """Mean squared difference between neighbouring pixels (images in [0, 1])."""
   dy = images[:, 1:, :, :] - images[:, :-1, :, :]

@@ -34,13 +34,15 @@ def local_style_layers(loss_cfg) -> dict:
 def style_targets(loss_net, style_images, loss_cfg) -> dict[str, Any]:
   """What the style terms compare against, from (1, H, W, 3) style images.
 
-  {'grams': {layer: (1, C, C)}, 'local': patch targets (only with a local
-  loss)}. Computed once, or per step / per bank entry for style perturbation.
+  {'grams': {layer: (1, C, C)}, 'colors': (1, Q, 3) colour quantiles (only
+  with a colour term), 'local': patch targets (only with a local loss)}. Computed once, or per step / per bank entry for style perturbation.
   """
   style_layers, _ = style_and_content_layers(loss_cfg)
   local_layers = local_style_layers(loss_cfg)
   feats = loss_net.features(style_images, sorted(set(style_layers) | set(local_layers)))
   targets = {"grams": {k: losses.gram_matrix(feats[k]) for k in style_layers}}
+  if loss_cfg.get("color_weight", 0.0):
+    targets["colors"] = losses.color_quantiles(style_images)
   if local_layers:
     targets["local"] = losses.local_style_targets(
         {k: feats[k] for k in local_layers}, local_layers,
@@ -165,7 +167,7 @@ def noise_key(seed: int, step) -> jax.Array:
 
 def perceptual_losses(stylized, batch, targets, loss_net, loss_cfg
                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Weighted content + style (global, local) + TV loss of `stylized` `batch`.
+  """Weighted content + style (global, local) + colour + TV loss of `stylized` `batch`.
 
   `targets` comes from `style_targets`.
   """
@@ -184,6 +186,10 @@ def perceptual_losses(stylized, batch, targets, loss_net, loss_cfg
            + loss_cfg.tv_weight * tv)
   metrics = {"content_loss": content, "style_loss": style, "tv_loss": tv}
   metrics.update({f"style_loss/{k}": v for k, v in style_terms.items()})
+  if loss_cfg.get("color_weight", 0.0):
+    color = losses.color_distribution_loss(stylized, targets["colors"])
+    total = total + loss_cfg.color_weight * color
+    metrics["color_loss"] = color
   if local_layers:
     local_terms = losses.local_style_loss(feats, targets["local"], local_layers,
                                           loss_cfg.local_patch_size)

@@ -266,8 +266,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                      f"multiple of the device count ({n})")
   if config.data.image_size <= 0:
     raise ValueError(f"config.data.image_size={config.data.image_size} must be > 0")
-  for key in ("content_weight", "style_weight", "tv_weight"):
-    if config.loss[key] < 0:
+  for key in ("content_weight", "style_weight", "tv_weight", "color_weight"):
+    if config.loss.get(key, 0.0) < 0:
       raise ValueError(f"config.loss.{key}={config.loss[key]} must be >= 0")
   for group in ("style_layers", "content_layers", "local_style_layers"):
     for layer, w in config.loss.get(group, {}).items():
@@ -314,6 +314,9 @@ def validate_styles(config: ml_collections.ConfigDict, perturb_mode: str) -> Non
                      "a multi-style or strength-controlled network yet: use 'none'")
   if conditional and config.loss.get("local_style_weight", 0.0):
     raise ValueError("config.loss.local_style_weight > 0 is not supported for a "
+                     "multi-style or strength-controlled network yet: use 0")
+  if conditional and config.loss.get("color_weight", 0.0):
+    raise ValueError("config.loss.color_weight > 0 is not supported for a "
                      "multi-style or strength-controlled network yet: use 0")
   if config.loss.get("identity_weight", 0.0) < 0:
     raise ValueError(f"config.loss.identity_weight={config.loss.identity_weight} "

@@ -215,3 +215,36 @@ def test_output_gain_matches_numpy_and_is_one_for_the_identity():
   assert abs(identity - 1) < 4 * np.sqrt(2 / x.size), identity
   assert float(losses.output_gain(jnp.asarray(2 * x), jnp.asarray(2 * noisy), std)) == (
       pytest.approx(4 * identity, rel=1e-4))
+
+
+def _np_quantiles(images, num):
+  """Each channel's sorted pixel values at positions ⌊(i + ½)/num · N⌋, float64."""
+  b, h, w, c = images.shape
+  flat = np.sort(images.reshape(b, h * w, c).astype(np.float64), axis=1)
+  return flat[:, [int((i + 0.5) / num * h * w) for i in range(num)], :]
+
+
+def test_color_distribution_loss_matches_numpy():
+  rng = np.random.default_rng(7)
+  images = rng.random((2, 12, 10, 3)).astype(np.float32)
+  style = rng.beta(2, 5, (1, 9, 14, 3)).astype(np.float32)
+  target = losses.color_quantiles(jnp.asarray(style), 32)
+  np.testing.assert_array_equal(target, _np_quantiles(style, 32).astype(np.float32))
+  q, t = _np_quantiles(images, 32), _np_quantiles(style, 32)
+  want = np.mean(np.sum((q - t) ** 2, axis=(1, 2)) / np.sum(t ** 2))
+  got = losses.color_distribution_loss(jnp.asarray(images), target)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  per_example = losses.color_distribution_loss(jnp.asarray(images), target, per_example=True)
+  np.testing.assert_allclose(np.mean(per_example), want, rtol=1e-5)
+
+
+def test_color_distribution_loss_sees_the_palette_not_the_layout():
+  rng = np.random.default_rng(8)
+  style = rng.random((1, 16, 16, 3)).astype(np.float32)
+  target = losses.color_quantiles(jnp.asarray(style))
+  shuffled = rng.permutation(style.reshape(256, 3)).reshape(1, 16, 16, 3)
+  assert float(losses.color_distribution_loss(jnp.asarray(shuffled), target)) == 0.0
+  darker = losses.color_distribution_loss(jnp.asarray(style * 0.8), target)
+  np.testing.assert_allclose(darker, 0.04, rtol=1e-5)  # ‖0.2 t‖² / ‖t‖²
+  grad = jax.grad(lambda x: losses.color_distribution_loss(x, target))(jnp.asarray(style * 0.8))
+  assert np.all(np.isfinite(grad)) and float(jnp.sum(grad)) < 0  # brighter lowers it

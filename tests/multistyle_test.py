@@ -204,6 +204,10 @@ def test_style_config_errors_name_the_keys():
   with pytest.raises(ValueError, match="local_style_weight"):
     train.validate_styles(config, "none")
   config.loss.local_style_weight = 0.0
+  config.loss.color_weight = 1.0
+  with pytest.raises(ValueError, match="color_weight > 0 is not supported"):
+    train.validate_styles(config, "none")
+  config.loss.color_weight = 0.0
   config.model.photo_skip = True
   with pytest.raises(ValueError, match=r"config.model.photo_skip=True needs "
                      r"config.model.strength_control=True"):

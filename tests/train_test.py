@@ -246,6 +246,7 @@ def _parse_train_flags(monkeypatch, argv):
 # error reaching the user.
 @pytest.mark.parametrize("override, key", [
     ("--config.loss.style_weight=-1", "config.loss.style_weight"),
+    ("--config.loss.color_weight=-2", "config.loss.color_weight"),
     ("--config.loss.style_layers.relu1_2=-0.5", "config.loss.style_layers.relu1_2"),
     ("--config.data.image_size=31", "config.data.image_size"),
     ("--config.model.name=resnet", "config.model.name"),
@@ -311,6 +312,37 @@ def test_step_timer_skips_the_compiling_interval_and_excluded_time():
   timer.exclude(3.0)                         # 3 s of evaluation between laps
   assert timer.lap(15) == 0.4                # t=17: 5 s elapsed minus 3 s excluded
   assert timer.mean == 0.4
+
+
+def test_color_term_adds_the_weighted_colour_distance_to_the_style():
+  import jax
+  import jax.numpy as jnp
+  from configs import tiny
+  from jaxstyle import losses, models
+  from jaxstyle.models import vgg
+
+  config = tiny.get_config()
+  model = models.create_model(config.model)
+  batch = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 32, 32, 3)), jnp.float32)
+  params = model.init(jax.random.key(1), batch)["params"]
+  loss_net = vgg.load_loss_network(config.vgg.arch, config.vgg.source)
+  style = jnp.asarray(np.random.default_rng(1).beta(2, 5, size=(1, 48, 48, 3)), jnp.float32)
+  cfg = config.loss
+  cfg.stability_weight = 0.0
+  plain, plain_metrics = objectives.compute_losses(
+      params, batch, objectives.style_targets(loss_net, style, cfg), loss_net,
+      model=model, loss_cfg=cfg)
+  assert "color_loss" not in plain_metrics
+  cfg.color_weight = 3.0
+  targets = objectives.style_targets(loss_net, style, cfg)
+  np.testing.assert_array_equal(targets["colors"], losses.color_quantiles(style))
+  total, metrics = objectives.compute_losses(params, batch, targets, loss_net, model=model,
+                                             loss_cfg=cfg)
+  out = model.apply({"params": params}, batch)
+  want = float(losses.color_distribution_loss(out, losses.color_quantiles(style)))
+  np.testing.assert_allclose(metrics["color_loss"], want, rtol=1e-6)
+  assert want > 0
+  np.testing.assert_allclose(total, plain + 3.0 * want, rtol=1e-5)
 
 
 def test_stability_loss_adds_the_weighted_noise_gain_of_separate_runs():

@@ -44,6 +44,8 @@ def get_config():
       "relu4_3_weight_4": {"loss": {"style_layers": {
           "relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 4.0}}},
       "adam": {"optimizer": {"name": "adam", "learning_rate": 1e-3}},
+      # The output's per-channel colour quantiles against the style's.
+      "color_weight_10": {"loss": {"color_weight": 10.0}},
       # The previous default whole: the paper's terms + the fp16 term, style at 160 px.
       "previous_default": {
           "style": {"size": 160, "perturb": {"mode": "bank"}},
