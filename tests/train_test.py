@@ -314,11 +314,13 @@ def test_step_timer_skips_the_compiling_interval_and_excluded_time():
   assert timer.mean == 0.4
 
 
-def test_color_term_adds_the_weighted_colour_distance_to_the_style():
+def _tiny_objective(style_sampler):
+  """(config, tiny U-Net, its params, a 2×32² batch, VGG, a 48² style image from
+  `style_sampler(rng, shape)`): the pieces of one objective evaluation."""
   import jax
   import jax.numpy as jnp
   from configs import tiny
-  from jaxstyle import losses, models
+  from jaxstyle import models
   from jaxstyle.models import vgg
 
   config = tiny.get_config()
@@ -326,7 +328,15 @@ def test_color_term_adds_the_weighted_colour_distance_to_the_style():
   batch = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 32, 32, 3)), jnp.float32)
   params = model.init(jax.random.key(1), batch)["params"]
   loss_net = vgg.load_loss_network(config.vgg.arch, config.vgg.source)
-  style = jnp.asarray(np.random.default_rng(1).beta(2, 5, size=(1, 48, 48, 3)), jnp.float32)
+  style = jnp.asarray(style_sampler(np.random.default_rng(1), (1, 48, 48, 3)), jnp.float32)
+  return config, model, params, batch, loss_net, style
+
+
+def test_color_term_adds_the_weighted_colour_distance_to_the_style():
+  from jaxstyle import losses
+
+  config, model, params, batch, loss_net, style = _tiny_objective(
+      lambda rng, shape: rng.beta(2, 5, size=shape))
   cfg = config.loss
   cfg.stability_weight = 0.0
   plain, plain_metrics = objectives.compute_losses(
@@ -347,17 +357,10 @@ def test_color_term_adds_the_weighted_colour_distance_to_the_style():
 
 def test_stability_loss_adds_the_weighted_noise_gain_of_separate_runs():
   import jax
-  import jax.numpy as jnp
-  from configs import tiny
-  from jaxstyle import models
-  from jaxstyle.models import half_precision, vgg
+  from jaxstyle.models import half_precision
 
-  config = tiny.get_config()
-  model = models.create_model(config.model)
-  batch = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 32, 32, 3)), jnp.float32)
-  params = model.init(jax.random.key(1), batch)["params"]
-  loss_net = vgg.load_loss_network(config.vgg.arch, config.vgg.source)
-  style = jnp.asarray(np.random.default_rng(1).uniform(size=(1, 48, 48, 3)), jnp.float32)
+  config, model, params, batch, loss_net, style = _tiny_objective(
+      lambda rng, shape: rng.uniform(size=shape))
   targets = objectives.style_targets(loss_net, style, config.loss)
   key = objectives.noise_key(config.seed, 7)
 
