@@ -35,7 +35,8 @@ def style_targets(loss_net, style_images, loss_cfg) -> dict[str, Any]:
   """What the style terms compare against, from (1, H, W, 3) style images.
 
   {'grams': {layer: (1, C, C)}, 'colors': (1, Q, 3) colour quantiles (only
-  with a colour term), 'local': patch targets (only with a local loss)}. Computed once, or per step / per bank entry for style perturbation.
+  with a colour term), 'local': patch targets (only with a local loss)}.
+  Computed once, or per step / per bank entry for style perturbation.
   """
   style_layers, _ = style_and_content_layers(loss_cfg)
   local_layers = local_style_layers(loss_cfg)

@@ -28,11 +28,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax.numpy as jnp
 
 from jaxstyle import images as image_io
+from jaxstyle import losses
+from jaxstyle import metrics
 from jaxstyle import run_lib
 from jaxstyle.models import vgg
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+_LAYERS = metrics.STYLE_LAYERS
 _CONTENT_LAYER = "relu2_2"
 _HED_TO_TORCHVISION = 1 / (255 * 0.226)  # Caffe pixels → ImageNet-std units (≈ 1 / 57.7)
 
@@ -49,9 +51,8 @@ def reference_weights(net, style01: np.ndarray, content01: np.ndarray) -> dict[s
   """{'content': w, layer: w, ...}: the reference's terms as multiples of jaxstyle's."""
   weights = {}
   for name, f in features(net, style01).items():
-    h, w, c = f.shape
-    gram = f.reshape(-1, c).T @ f.reshape(-1, c) / (h * w)
-    weights[name] = 1e10 * float(np.sum(gram ** 2)) / c ** 4
+    gram = np.asarray(losses.gram_matrix(f[None]), np.float64)
+    weights[name] = 1e10 * float(np.sum(gram ** 2)) / f.shape[-1] ** 4
   weights["content"] = 1e5 * float(np.mean(features(net, content01)[_CONTENT_LAYER] ** 2))
   return weights
 
