@@ -15,6 +15,7 @@
   content loss, so it reads the same for every layer and VGG source).
 """
 
+import functools
 from typing import Sequence
 
 import jax
@@ -56,19 +57,34 @@ def gram_cosine(a: jax.Array, b: jax.Array) -> jax.Array:
   return dot / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(b, axis=-1) + 1e-12)
 
 
-def style_similarities(loss_net, output: np.ndarray, style_image: np.ndarray,
-                       layers: Sequence[str]) -> dict[str, float]:
+@functools.partial(jax.jit, static_argnames="layers")
+def _gram_matrices(loss_net, image: jax.Array, layers: tuple[str, ...]) -> dict[str, jax.Array]:
+  return {k: losses.gram_matrix(v) for k, v in loss_net.features(image[None], layers).items()}
+
+
+def gram_matrices(loss_net, image: np.ndarray, layers: Sequence[str]) -> dict[str, jax.Array]:
+  """{layer: (1, C, C) Gram matrix} of one (H, W, 3) image: what the style side
+  of `style_similarities` needs, computed once when many outputs are compared
+  with the same style. One compiled program per image size: eager VGG costs a
+  compilation per operation, most of a short run's evaluation."""
+  return _gram_matrices(loss_net, jnp.asarray(image, jnp.float32), tuple(layers))
+
+
+def style_similarities(loss_net, output: np.ndarray, style_image: np.ndarray | None,
+                       layers: Sequence[str], style_grams: dict | None = None
+                       ) -> dict[str, float]:
   """{layer: Gram cosine between output and style image} for each of `layers`.
 
   The images may differ in size: Gram matrices are averaged over pixels. The
   deep layers (relu3_3, relu4_3) measure texture; the shallow ones are nearly
   saturated by matching colours alone, so report them apart, not only the mean.
+  `style_grams` (from `gram_matrices`, at least `layers`) replaces `style_image`.
   """
-  layers = list(layers)
-  grams = lambda image: {k: losses.gram_matrix(v) for k, v in
-                         loss_net.features(jnp.asarray(image)[None], layers).items()}
-  out, ref = grams(output), grams(style_image)
-  return {k: float(gram_cosine(out[k], ref[k])[0]) for k in layers}
+  layers = tuple(layers)
+  if style_grams is None:
+    style_grams = gram_matrices(loss_net, style_image, layers)
+  out = gram_matrices(loss_net, output, layers)
+  return {k: float(gram_cosine(out[k], style_grams[k])[0]) for k in layers}
 
 
 def style_similarity(loss_net, output: np.ndarray, style_image: np.ndarray,
@@ -99,14 +115,15 @@ STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
 
 def quality_report(loss_net, output: np.ndarray, content: np.ndarray,
-                   style_image: np.ndarray, layers: Sequence[str] = STYLE_LAYERS
-                   ) -> dict[str, float]:
+                   style_image: np.ndarray | None, layers: Sequence[str] = STYLE_LAYERS,
+                   style_grams: dict | None = None) -> dict[str, float]:
   """Style similarity (mean and per layer) to `style_image` and SSIM to `content`.
 
   {'style_similarity': mean, 'style_similarity/<layer>': ..., 'ssim': ...}:
-  the keys of summary.json, the ablation and Table 1.
+  the keys of summary.json, the ablation and Table 1. `style_grams`: as in
+  `style_similarities`.
   """
-  per_layer = style_similarities(loss_net, output, style_image, layers)
+  per_layer = style_similarities(loss_net, output, style_image, layers, style_grams)
   report = {"style_similarity": float(np.mean(list(per_layer.values())))}
   report.update({f"style_similarity/{k}": v for k, v in per_layer.items()})
   report["ssim"] = ssim(output, content)

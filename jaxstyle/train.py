@@ -130,8 +130,11 @@ class Trainer:
     self.style_path, self.style_image = self.style_paths[0], self.style_images[0]
     # The style images of the quality metrics (docs' protocol), whatever the
     # training size: runs with different config.style.size stay comparable.
-    self.metric_style_images = [run_lib.resize_short_side(im, quality_metrics.STYLE_SIZE)
-                                for im in styles_full]
+    self.metric_style_grams = [
+        quality_metrics.gram_matrices(
+            self.loss_net, run_lib.resize_short_side(im, quality_metrics.STYLE_SIZE),
+            quality_metrics.STYLE_LAYERS)
+        for im in styles_full]
     self.num_conditions = getattr(self.model, "num_conditions", 1)
     # Targets of the unperturbed style images, stacked on the leading axis:
     # for evaluation, and for training when perturbation is off.
@@ -233,8 +236,8 @@ class Trainer:
         out = np.asarray(stylized)
         outputs.append(out)
         metrics = dict(jax.device_get(metrics))
-        metrics.update(quality_metrics.quality_report(self.loss_net, out, image,
-                                                      self.metric_style_images[index]))
+        metrics.update(quality_metrics.quality_report(
+            self.loss_net, out, image, None, style_grams=self.metric_style_grams[index]))
         per_style[name].append(metrics)
       if getattr(self.model, "strength_control", False):
         photo, _ = self.eval_fn(params, image_device, targets, self.loss_net,

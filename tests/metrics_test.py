@@ -128,3 +128,7 @@ def test_per_layer_similarities_match_numpy_grams_and_average_to_the_mean(conten
                             "style_similarity/relu3_3"]
   assert report["ssim"] == pytest.approx(1.0) and report["style_similarity/relu3_3"] == \
       pytest.approx(per_layer["relu3_3"], abs=1e-6)
+  # The style's Grams computed once (as the trainer does for every
+  # evaluation) give the same report as the style image.
+  grams = metrics.gram_matrices(net, style, layers)
+  assert metrics.quality_report(net, content, content, None, layers, style_grams=grams) == report
