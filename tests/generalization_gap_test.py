@@ -22,7 +22,7 @@ def test_rows_are_the_quality_report_of_each_photo_set_at_each_size(tiny_workdir
   # The eval row again by the plain route: the style image (not its cached
   # Grams) and the Stylizer on the resized photo.
   (path,) = image_io.find_images([jaxstyle.CONTENT_DIR])
-  content = run_lib.resize_short_side(image_io.load_image(path), 48)
+  content = np.clip(run_lib.resize_short_side(image_io.load_image(path), 48), 0.0, 1.0)
   out = stylizer.Stylizer.from_workdir(tiny_workdir)(content, max_size=None)
   style = run_lib.resize_short_side(image_io.load_image(run_lib.resolve_style_path("mosaic")),
                                     metrics.STYLE_SIZE)

@@ -63,7 +63,7 @@ def measure(workdir: str, sizes: list[int], limit: int) -> list[dict]:
     for size in sizes:
       reports = []
       for photo in photos:
-        content = run_lib.resize_short_side(photo, size)
+        content = np.clip(run_lib.resize_short_side(photo, size), 0.0, 1.0)
         out = model(content, max_size=None)
         reports.append(metrics.quality_report(loss_net, out, content, None,
                                               style_grams=style_grams))
