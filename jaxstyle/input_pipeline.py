@@ -190,6 +190,13 @@ def image_source(data_config: ml_collections.ConfigDict) -> FolderSource | TfdsS
 # The stream.
 
 
+def decode_record(record: str | tuple[str, bytes]) -> np.ndarray:
+  """The RGB float image of a record of `image_source`: a file path or (name, bytes)."""
+  if isinstance(record, str):
+    return image_io.load_image(record)
+  return image_io.decode_image(record[1], record[0])
+
+
 @dataclasses.dataclass(frozen=True)
 class Crop:
   """Element `index` of the stream: its record decoded, cropped, augmented.
@@ -207,8 +214,7 @@ class Crop:
   def __call__(self, index: int, record: str | tuple[str, bytes]) -> np.ndarray:
     for offset in range(1, _MAX_STAND_INS + 1):
       try:
-        image = (image_io.load_image(record) if isinstance(record, str)
-                 else image_io.decode_image(record[1], record[0]))
+        image = decode_record(record)
         break
       except image_io.ImageError as e:
         logging.warning("Skipping undecodable image (%s); using the next record", e)

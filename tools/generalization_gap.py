@@ -44,8 +44,7 @@ def photo_sets(config, limit: int) -> dict[str, list[np.ndarray]]:
     data.split = split
     source = input_pipeline.image_source(data)
     records = [source[i] for i in range(min(limit, len(source)))]
-    sets[split] = [image_io.load_image(r) if isinstance(r, str)
-                   else image_io.decode_image(r[1], r[0]) for r in records]
+    sets[split] = [input_pipeline.decode_record(r) for r in records]
   folder = config.eval.content_dir or jaxstyle.CONTENT_DIR
   sets["eval"] = [image_io.load_image(p) for p in image_io.find_images([folder])]
   return sets
@@ -53,6 +52,9 @@ def photo_sets(config, limit: int) -> dict[str, list[np.ndarray]]:
 
 def measure(workdir: str, sizes: list[int], limit: int) -> list[dict]:
   config = checkpointing.load_config(workdir)
+  if config.style.get("images"):
+    raise SystemExit(f"{workdir} is a multi-style model ({list(config.style.images)}); "
+                     "this tool scores single-style models")
   model = stylizer.Stylizer.from_workdir(workdir)
   loss_net = vgg.load_loss_network(config.vgg.arch, config.vgg.source, config.vgg.path or None)
   style = image_io.load_image(run_lib.resolve_style_path(config.style.image))
